@@ -1,0 +1,1 @@
+"""The ``crossdock`` command line."""

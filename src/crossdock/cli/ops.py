@@ -1,0 +1,114 @@
+"""Operations on the queue shared by the CLI: status, exceptions and their actions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from crossdock.store.tables import attempts, deliveries, event_bodies, events, exceptions
+
+
+class ActionError(Exception):
+    """An action that cannot be done in the current state (plain words)."""
+
+
+def status(conn: Connection, workspace: str | None) -> dict[str, Any]:
+    """Counts by state and whether received = succeeded + skipped + in progress + exceptions."""
+    q = select(deliveries.c.state, func.count()).group_by(deliveries.c.state)
+    eq = select(func.count()).select_from(events)
+    if workspace:
+        q = q.where(deliveries.c.workspace == workspace)
+        eq = eq.where(events.c.workspace == workspace)
+    by_state = {s: n for s, n in conn.execute(q)}
+    received = sum(by_state.values())
+    succeeded = by_state.get("succeeded", 0)
+    skipped = by_state.get("skipped", 0)
+    in_progress = by_state.get("pending", 0) + by_state.get("in_progress", 0)
+    exc = by_state.get("exception", 0)
+    return {
+        "events": conn.execute(eq).scalar_one(),
+        "received": received,
+        "succeeded": succeeded,
+        "skipped": skipped,
+        "in_progress": in_progress,
+        "exceptions": exc,
+        "by_state": by_state,
+        "balanced": received == succeeded + skipped + in_progress + exc,
+    }
+
+
+def list_exceptions(conn: Connection, workspace: str | None, all_states: bool) -> list[dict[str, Any]]:
+    """Exceptions, newest first."""
+    q = select(exceptions).order_by(exceptions.c.id.desc()).limit(500)
+    if workspace:
+        q = q.where(exceptions.c.workspace == workspace)
+    if not all_states:
+        q = q.where(exceptions.c.state == "open")
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def show_exception(conn: Connection, exception_id: int) -> dict[str, Any] | None:
+    """One exception with its delivery, event body and last attempt."""
+    row = conn.execute(select(exceptions).where(exceptions.c.id == exception_id)).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    d = conn.execute(select(deliveries).where(deliveries.c.id == row.delivery_id)).first()
+    if d is not None:
+        out["delivery"] = {k: v for k, v in d._mapping.items() if k != "override_body"}
+        b = conn.execute(
+            select(event_bodies.c.body).where(event_bodies.c.event_id == d.event_id)
+        ).scalar()
+        out["event_body"] = b
+    last = conn.execute(
+        select(attempts)
+        .where(attempts.c.delivery_id == row.delivery_id)
+        .order_by(attempts.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is not None:
+        out["last_attempt"] = dict(last._mapping)
+    return out
+
+
+def exception_action(conn: Connection, exception_id: int, action: str, note: str) -> str:
+    """retry | skip | resolve an exception's delivery. Returns a sentence for the user."""
+    row = conn.execute(select(exceptions).where(exceptions.c.id == exception_id)).first()
+    if row is None:
+        raise ActionError(f"no exception {exception_id}")
+    d = conn.execute(select(deliveries.c.state).where(deliveries.c.id == row.delivery_id)).first()
+    if d is None or d.state != "exception":
+        state = d.state if d is not None else "missing"
+        raise ActionError(
+            f"exception {exception_id}: its delivery is '{state}', not waiting in the exception "
+            "queue; nothing to do"
+        )
+    now = time.time()
+    if action == "retry":
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.delivery_id)
+            .values(state="pending", next_attempt_at=now, updated_at=now, lease_owner=None)
+        )
+        conn.execute(
+            update(exceptions)
+            .where(exceptions.c.id == exception_id)
+            .values(state="retrying", updated_at=now)
+        )
+        return f"Delivery {row.delivery_id} is due again; the running hub will deliver it."
+    if action in ("skip", "resolve"):
+        detail = f"{'skipped' if action == 'skip' else 'resolved'} by operator: {note}"
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == row.delivery_id)
+            .values(state="skipped", detail=detail, updated_at=now)
+        )
+        conn.execute(
+            update(exceptions)
+            .where(exceptions.c.id == exception_id)
+            .values(state="resolved", resolution=detail, updated_at=now)
+        )
+        return f"Exception {exception_id} closed ({detail})."
+    raise ActionError(f"unknown action '{action}': expected retry, skip or resolve")

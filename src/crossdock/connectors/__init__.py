@@ -1,0 +1,1 @@
+"""Connectors: the code for one vendor's API each. ``http`` is the generic one."""

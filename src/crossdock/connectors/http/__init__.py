@@ -1,0 +1,1 @@
+"""The generic HTTP connector: webhooks in (see ``crossdock.ingest``), requests out."""

@@ -1,0 +1,1 @@
+"""Inbound events: webhook signatures, the webhook receiver, polling sources with cursors."""

@@ -1,0 +1,166 @@
+"""The webhook receiver: ``POST /hooks/{workspace}/{connection}``.
+
+verify signature -> parse -> extract type, record key, version, event id -> dedup ->
+commit the event and its deliveries (group commit) -> answer 202. Nothing is
+acknowledged before it is committed; a duplicate is answered 200 and stored once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crossdock.ingest.signatures import SignatureError, verify
+from crossdock.runtime.registry import ConnectionRuntime, Registry
+from crossdock.store.database import Database
+from crossdock.store.events import NewEvent, content_key, record_events
+
+# Headers that are never stored with an event.
+_DROP = ("authorization", "cookie", "proxy-authorization")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    """An RFC 9457 problem-details answer."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return Response(orjson.dumps(body), status, media_type="application/problem+json")
+
+
+class WebhookReceiver:
+    """The ASGI endpoint for inbound webhooks of every connection."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Callable[[], Registry],
+        on_recorded: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.on_recorded = on_recorded
+        self.received = 0
+        self.duplicates = 0
+        self.rejected = 0
+
+    async def __call__(self, request: Request) -> Response:
+        """Handle one webhook delivery."""
+        ws = request.path_params["workspace"]
+        name = request.path_params["connection"]
+        conn = self.registry().connection(ws, name)
+        if conn is None or conn.inbound is None or conn.config.inbound is None:
+            self.rejected += 1
+            return problem(
+                404,
+                "Unknown webhook endpoint",
+                f"No connection '{name}' receiving webhooks in workspace '{ws}'.",
+            )
+        limit = conn.config.inbound.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            self.rejected += 1
+            return problem(413, "Body too large", f"The body exceeds {limit} bytes.")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                self.rejected += 1
+                return problem(413, "Body too large", f"The body exceeds {limit} bytes.")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            verify(conn.config.inbound.signature, headers, raw)
+        except SignatureError as exc:
+            self.rejected += 1
+            return problem(401, "Signature rejected", exc.reason)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self.rejected += 1
+            return problem(400, "Body is not JSON", f"Expected a JSON body: {exc}.")
+        try:
+            new = self._event(ws, conn, headers, body, raw)
+        except _Unreadable as exc:
+            self.rejected += 1
+            return problem(422, "Event fields missing", str(exc))
+        rec = await self.db.write_batched(record_events, new)
+        if rec.duplicate:
+            self.duplicates += 1
+            return Response(
+                orjson.dumps({"event_id": rec.event_id, "duplicate": True}),
+                200,
+                media_type="application/json",
+            )
+        self.received += 1
+        if self.on_recorded is not None and rec.deliveries:
+            self.on_recorded()
+        return Response(
+            orjson.dumps(
+                {
+                    "event_id": rec.event_id,
+                    "duplicate": False,
+                    "deliveries": rec.deliveries,
+                    "correlation_id": new.correlation_id,
+                }
+            ),
+            202,
+            media_type="application/json",
+        )
+
+    def _event(
+        self, ws: str, conn: ConnectionRuntime, headers: dict[str, str], body: Any, raw: bytes
+    ) -> NewEvent:
+        assert conn.inbound is not None
+        ctx = {"body": body, "headers": headers, "event": {}, "xref": None}
+        event_type = _extract(conn.inbound.event_type, ctx, "event type", conn, "event_type")
+        record_key = _extract(conn.inbound.record_key, ctx, "record key", conn, "record_key")
+        version = None
+        if conn.inbound.version is not None:
+            v = _extract(conn.inbound.version, ctx, "version", conn, "version")
+            version = str(v)
+        if conn.inbound.event_id is not None:
+            eid = _extract(conn.inbound.event_id, ctx, "event id", conn, "event_id")
+            dedup = "id:" + str(eid)
+        else:
+            dedup = content_key(str(event_type), str(record_key), version, raw)
+        stored_headers = {k: v for k, v in headers.items() if k not in _DROP}
+        stored_headers = conn.redactor.headers(stored_headers)
+        return NewEvent(
+            workspace=ws,
+            connection=conn.name,
+            type=str(event_type),
+            record_key=str(record_key),
+            version=version,
+            dedup_key=dedup,
+            correlation_id=headers.get("x-correlation-id") or uuid.uuid4().hex,
+            headers_json=orjson.dumps(stored_headers).decode(),
+            body_json=raw.decode("utf-8", "replace"),
+            routes=self.registry().routes(ws, conn.name, str(event_type)),
+            received_at=time.time(),
+        )
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _extract(fn: Any, ctx: dict[str, Any], what: str, conn: ConnectionRuntime, key: str) -> Any:
+    try:
+        value = fn(ctx)
+    except Exception as exc:
+        raise _Unreadable(
+            f"Could not read the {what} with '{getattr(conn.config.inbound, key)}': "
+            f"{type(exc).__name__}: {exc}. Check the connection's inbound.{key} setting."
+        ) from None
+    if value is None or value == "":
+        raise _Unreadable(
+            f"The {what} is empty: '{getattr(conn.config.inbound, key)}' gave nothing for this "
+            f"body. Check the connection's inbound.{key} setting."
+        )
+    return value

@@ -1,0 +1,1 @@
+"""The pipeline: classify outcomes, retry, respect rate limits, deliver, settle."""

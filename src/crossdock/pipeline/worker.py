@@ -1,0 +1,391 @@
+"""The worker: claim deliveries, deliver them, settle the outcome.
+
+A worker process (or the worker inside ``crossdock serve``) runs one :class:`Worker`.
+It leases deliveries in batches, runs them concurrently (bounded overall and per
+connection), waits for the connection's rate limiter, calls the destination, classifies
+the answer in one place, and settles every outcome through the group-commit writer.
+Leases are renewed while work is in flight; a worker that dies stops renewing, and its
+deliveries are claimed again by another once the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from crossdock.connectors.http.outbound import CallResult, perform
+from crossdock.flows.keys import idempotency_key
+from crossdock.pipeline.outcome import Outcome
+from crossdock.pipeline.ratelimit import RateLimiter
+from crossdock.pipeline.retry import Policy, decide
+from crossdock.runtime.registry import Registry
+from crossdock.store.database import Database
+from crossdock.store.deliveries import Claimed, Settlement, claim, renew_leases, settle
+from crossdock.store.events import FlowRoute, NewEvent
+
+log = structlog.get_logger("crossdock.worker")
+
+
+@dataclass
+class WorkerStats:
+    """Counters for the status line and the benchmark."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    skipped: int = 0
+    retried: int = 0
+    exceptions: int = 0
+    calls: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def new_worker_id() -> str:
+    """A worker id that names the host and process, for leases and logs."""
+    return f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Delivers what is due, forever (``run``) or until nothing is left (``drain``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry | Callable[[], Registry],
+        *,
+        client: httpx.AsyncClient | None = None,
+        limiter: RateLimiter | None = None,
+        worker_id: str | None = None,
+        max_inflight: int = 256,
+        batch: int = 200,
+        lease_seconds: float = 60.0,
+        idle_sleep: float = 0.05,
+    ) -> None:
+        self.db = db
+        self._registry = registry
+        self.client = client or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
+            timeout=30.0,
+        )
+        self._own_client = client is None
+        self.limiter = limiter or RateLimiter()
+        self.id = worker_id or new_worker_id()
+        self.max_inflight = max_inflight
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.idle_sleep = idle_sleep
+        self.stats = WorkerStats()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+        self._configured: set[str] = set()
+
+    @property
+    def registry(self) -> Registry:
+        """The current registry of connections and flows."""
+        r = self._registry
+        return r if isinstance(r, Registry) else r()
+
+    def wake(self) -> None:
+        """Look for work now (called after new events are recorded)."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Wait for in-flight deliveries and release the HTTP client."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        if self._own_client:
+            await self.client.aclose()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and deliver until ``stop`` is set; then finish what is in flight."""
+        renewer = asyncio.create_task(self._renew_loop(stop))
+        try:
+            while not stop.is_set():
+                got = await self.step()
+                if got == 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.idle_sleep)
+        finally:
+            renewer.cancel()
+            if self._inflight:
+                await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Deliver until nothing is due and nothing is in flight (tests, replay)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = await self.step()
+            if got == 0 and not self._inflight:
+                return
+            if got == 0:
+                await asyncio.sleep(0.01)
+        raise TimeoutError("deliveries still due after the drain timeout")
+
+    async def step(self) -> int:
+        """Claim one batch (as much as there is room for) and start delivering it."""
+        room = min(self.batch, self.max_inflight - len(self._inflight))
+        if room <= 0:
+            await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        worker, lease = self.id, self.lease_seconds
+        claimed = await self.db.write(lambda conn: claim(conn, worker, room, lease))
+        self.stats.claimed += len(claimed)
+        for c in claimed:
+            task = asyncio.create_task(self._deliver_safely(c))
+            self._inflight[c.id] = task
+            task.add_done_callback(lambda _t, i=c.id: self._inflight.pop(i, None))
+        return len(claimed)
+
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.lease_seconds / 3)
+            ids = list(self._inflight)
+            if ids:
+                worker, lease = self.id, self.lease_seconds
+                await self.db.write(lambda conn: renew_leases(conn, worker, ids, lease))
+
+    def _semaphore(self, key: str, size: int) -> asyncio.Semaphore:
+        sem = self._semaphores.get(key)
+        if sem is None:
+            sem = self._semaphores[key] = asyncio.Semaphore(size)
+        return sem
+
+    async def _deliver_safely(self, c: Claimed) -> None:
+        try:
+            s = await self.deliver(c)
+        except Exception as exc:  # a bug must not lose the delivery: make it visible
+            log.exception("delivery_crashed", delivery=c.id)
+            s = self._settlement(c, "exception", None, f"internal error: {type(exc).__name__}")
+            s.exception = (
+                "internal",
+                f"Crossdock failed while handling this delivery ({type(exc).__name__}).",
+                "Report this with the delivery id; you can retry it once fixed.",
+            )
+        await self.db.write_batched(settle, s)
+        self._count(s)
+
+    def _count(self, s: Settlement) -> None:
+        if s.state == "succeeded":
+            self.stats.succeeded += 1
+        elif s.state == "skipped":
+            self.stats.skipped += 1
+        elif s.state == "exception":
+            self.stats.exceptions += 1
+        else:
+            self.stats.retried += 1
+
+    def _settlement(
+        self, c: Claimed, state: str, outcome: str | None, detail: str | None
+    ) -> Settlement:
+        return Settlement(
+            delivery_id=c.id,
+            worker=self.id,
+            workspace=c.workspace,
+            flow=c.flow,
+            record_key=c.record_key,
+            state=state,
+            attempts=c.attempts,
+            throttled=c.throttled,
+            next_attempt_at=time.time(),
+            outcome=outcome,
+            detail=detail,
+        )
+
+    async def deliver(self, c: Claimed) -> Settlement:
+        """Deliver one claimed delivery and say how it ended."""
+        reg = self.registry
+        flow = reg.flow(c.workspace, c.flow)
+        if flow is None:
+            s = self._settlement(c, "exception", None, "flow missing")
+            s.exception = (
+                "config",
+                f"The flow '{c.flow}' no longer exists in workspace '{c.workspace}'.",
+                "Restore the flow file and retry, or skip this delivery.",
+            )
+            return s
+        if c.stale and flow.options.skip_stale:
+            return self._settlement(
+                c, "skipped", None, "stale-version: a newer version of this record was delivered"
+            )
+        action_conn = flow.action.connection
+        target = reg.connection(c.workspace, action_conn)
+        if target is None or target.config.outbound is None:
+            s = self._settlement(c, "exception", None, "destination connection missing")
+            s.exception = (
+                "config",
+                f"Connection '{action_conn}' is not configured for writing in workspace "
+                f"'{c.workspace}'.",
+                f"Add connection '{action_conn}' with outbound settings, then retry.",
+            )
+            return s
+        body = orjson.loads(c.body)
+        xref = c.xrefs.get(action_conn)
+        ctx: dict[str, Any] = {
+            "body": body,
+            "headers": orjson.loads(c.headers),
+            "event": {
+                "id": c.event_id,
+                "workspace": c.workspace,
+                "connection": c.connection,
+                "type": c.event_type,
+                "key": c.record_key,
+                "version": c.version,
+                "received_at": c.received_at,
+            },
+            "xref": xref,
+        }
+        from crossdock.flows import MappingFailure
+
+        try:
+            if not flow.accepts(ctx):
+                return self._settlement(c, "skipped", None, "filter: the flow's filter is false")
+            rendered = flow.render(ctx)
+        except MappingFailure as mf:
+            s = self._settlement(c, "exception", None, mf.reason)
+            s.exception = (mf.category, mf.reason, mf.fix)
+            return s
+        payload = orjson.loads(c.override_body) if c.override_body else rendered.body
+        operation = flow.action.operation
+        op_cfg = target.config.outbound.operations[operation]
+        if xref and getattr(op_cfg, "when_exists", None):
+            operation = op_cfg.when_exists
+        key = idempotency_key(action_conn, c.record_key, operation, c.version)
+        path_params: dict[str, Any] = dict(rendered.path_params)
+        path_params["xref"] = xref
+        limiter_key = target.limiter_key
+        if limiter_key not in self._configured:
+            rl = target.config.rate_limit
+            self.limiter.configure(
+                limiter_key, rl.per_second if rl else None, rl.burst if rl else None
+            )
+            self._configured.add(limiter_key)
+        await self.limiter.acquire(limiter_key)
+        async with self._semaphore(limiter_key, target.config.concurrency):
+            results = await perform(
+                self.client,
+                connection=action_conn,
+                outbound=target.config.outbound,
+                operation=operation,
+                body=payload,
+                path_params=path_params,
+                idempotency_key=key,
+                correlation_id=c.correlation_id,
+                redact_headers=target.redactor.headers,
+                redact_text=target.redactor.text,
+                external_id=target.external_id(operation),
+            )
+        self.stats.calls += len(results)
+        return self._settle_call(c, flow, target, results, operation, key)
+
+    def _settle_call(
+        self,
+        c: Claimed,
+        flow: Any,
+        target: Any,
+        results: list[CallResult],
+        operation: str,
+        key: str,
+    ) -> Settlement:
+        last = results[-1]
+        cl = last.classified
+        now = time.time()
+        rows = [
+            {
+                "workspace": c.workspace,
+                "delivery_id": c.id,
+                "connection": target.name,
+                "correlation_id": c.correlation_id,
+                "started_at": r.started_at,
+                "latency_ms": r.latency_ms,
+                "method": r.method,
+                "url": r.url,
+                "status": r.status,
+                "outcome": r.classified.outcome.value,
+                "error": None if r.classified.outcome is Outcome.SUCCESS else r.classified.reason,
+                "request_headers": orjson.dumps(r.request_headers).decode(),
+                "request_body": r.request_body,
+                "response_headers": orjson.dumps(r.response_headers).decode(),
+                "response_body": r.response_body,
+            }
+            for r in results
+        ]
+        attempts = c.attempts + 1
+        throttled = c.throttled + (1 if cl.outcome is Outcome.RATE_LIMITED else 0)
+        if cl.outcome is Outcome.SUCCESS:
+            s = self._settlement(c, "succeeded", cl.outcome.value, None)
+            s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
+            if last.external_id:
+                s.xref = (c.connection, c.record_key, target.name, last.external_id)
+            if flow.emit:
+                s.follow_up = self._follow_up(c, flow, target, last, operation)
+            return s
+        if cl.outcome is Outcome.RATE_LIMITED:
+            self.limiter.pause(target.limiter_key, cl.retry_after or 1.0)
+        if cl.outcome is Outcome.PERMANENT:
+            s = self._settlement(c, "exception", cl.outcome.value, cl.reason)
+            s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
+            s.exception = (cl.category, cl.reason, cl.fix)
+            return s
+        r = flow.options.retry
+        policy = Policy(
+            max_attempts=r.max_attempts,
+            initial_delay=r.initial_delay,
+            max_delay=r.max_delay,
+            multiplier=r.multiplier,
+            jitter=r.jitter,
+            max_age=r.max_age,
+        )
+        decision = decide(
+            policy,
+            cl.outcome,
+            failures=attempts - throttled,
+            first_seen=c.created_at,
+            now=now,
+            retry_after=cl.retry_after,
+        )
+        if decision.retry_at is None:
+            s = self._settlement(c, "exception", cl.outcome.value, cl.reason)
+            s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
+            s.exception = (
+                "retries_exhausted",
+                f"{cl.reason} Crossdock {decision.give_up}.",
+                cl.fix or "Check the destination, then retry.",
+            )
+            return s
+        s = self._settlement(c, "pending", cl.outcome.value, cl.reason)
+        s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
+        s.next_attempt_at = decision.retry_at
+        return s
+
+    def _follow_up(
+        self, c: Claimed, flow: Any, target: Any, last: CallResult, operation: str
+    ) -> NewEvent:
+        routes = [
+            FlowRoute(f.name, f.options.ordering == "record", f.options.priority)
+            for f in self.registry.flows_for(c.workspace, target.name, flow.emit)
+        ]
+        return NewEvent(
+            workspace=c.workspace,
+            connection=target.name,
+            type=flow.emit,
+            record_key=c.record_key,
+            version=c.version,
+            dedup_key=f"follow-up:{c.id}",
+            correlation_id=c.correlation_id,
+            headers_json="{}",
+            body_json=orjson.dumps(last.response_json).decode(),
+            routes=routes,
+            origin="follow-up",
+        )

@@ -1,0 +1,1 @@
+"""The running hub: registry of connections and flows, loader, the hub process, metrics."""

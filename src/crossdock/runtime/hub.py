@@ -1,0 +1,174 @@
+"""The hub process: webhooks, the API and the worker in one ASGI app.
+
+``crossdock serve`` runs one :class:`Hub`. On PostgreSQL more ``crossdock worker``
+processes may share the work; on SQLite the worker runs inside ``serve``, where the
+single writer keeps every write in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, delete, func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from crossdock.ingest.receiver import WebhookReceiver
+from crossdock.pipeline.ratelimit import RateLimiter, SharedRateLimiter
+from crossdock.pipeline.worker import Worker
+from crossdock.runtime.loader import config_stamp, load_registry
+from crossdock.runtime.registry import Registry
+from crossdock.security.crypto import SecretBox
+from crossdock.store.database import Database
+from crossdock.store.tables import attempts, deliveries
+
+log = structlog.get_logger("crossdock.hub")
+
+
+class Hub:
+    """Holds the database, the registry (reloaded on change) and the worker."""
+
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        *,
+        root: Path | None = None,
+        run_worker: bool = True,
+        worker_options: dict[str, Any] | None = None,
+        retention_days: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.box = box
+        self.root = root
+        self.run_worker = run_worker
+        self.worker_options = worker_options or {}
+        self.retention_days = retention_days
+        self._registry: Registry | None = None
+        self._stamp: tuple[Any, ...] | None = None
+        self.worker: Worker | None = None
+        self.receiver = WebhookReceiver(db, self.registry, on_recorded=self.wake)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def registry(self) -> Registry:
+        """The current registry (loaded on first use)."""
+        if self._registry is None:
+            self.reload()
+        assert self._registry is not None
+        return self._registry
+
+    def reload(self) -> None:
+        """Rebuild the registry from the database."""
+        self._stamp = self.db.read_sync(config_stamp)
+        self._registry = load_registry(self.db, self.box, self.root)
+
+    def wake(self) -> None:
+        """Tell the worker there is new work."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    def limiter(self) -> RateLimiter:
+        """One limiter per credential: in memory on SQLite, shared on PostgreSQL."""
+        return RateLimiter() if self.db.is_sqlite else SharedRateLimiter(self.db)
+
+    async def _watch_config(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(2.0)
+            try:
+                stamp = await self.db.read(config_stamp)
+                if stamp != self._stamp:
+                    await asyncio.to_thread(self.reload)
+                    log.info("configuration_reloaded")
+            except Exception:  # keep serving with the last good configuration
+                log.exception("configuration_reload_failed")
+
+    async def _retention(self) -> None:
+        while not self._stop.is_set():
+            cutoff = time.time() - self.retention_days * 86400
+            await self.db.write(
+                lambda conn: conn.execute(delete(attempts).where(attempts.c.started_at < cutoff))
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 3600)
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+        """Start the writer, the worker and the watchers; stop them cleanly."""
+        self.db.start()
+        await asyncio.to_thread(self.reload)
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(self._watch_config()),
+            asyncio.create_task(self._retention()),
+        ]
+        if self.run_worker:
+            self.worker = Worker(
+                self.db, self.registry, limiter=self.limiter(), **self.worker_options
+            )
+            self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
+        try:
+            yield
+        finally:
+            self._stop.set()
+            for t in self._tasks[:2]:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.worker is not None:
+                await self.worker.close()
+            self.db.close()
+
+    def asgi(self) -> Starlette:
+        """The ASGI app: ``/hooks``, ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``."""
+        from crossdock.api.app import create_api
+        from crossdock.api.context import ApiContext
+        from crossdock.runtime.metrics import metrics_endpoint
+
+        api = create_api(
+            ApiContext(
+                db=self.db,
+                registry=self.registry,
+                secret_box=self.box,
+                on_change=self.reload,
+                wake=self.wake,
+            )
+        )
+        return Starlette(
+            routes=[
+                Route("/hooks/{workspace}/{connection}", self.receiver, methods=["POST"]),
+                Route("/healthz", self._healthz),
+                Route("/readyz", self._readyz),
+                Route("/metrics", metrics_endpoint(self)),
+                Mount("/api/v1", app=api),
+            ],
+            lifespan=self.lifespan,
+        )
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, _request: Request) -> Response:
+        try:
+            await self.db.read(lambda conn: conn.execute(select(1)).scalar())
+        except Exception:
+            return JSONResponse({"status": "database unavailable"}, 503)
+        return JSONResponse({"status": "ready", "registry": self._registry is not None})
+
+
+def backlog(conn: Connection) -> dict[str, float]:
+    """Deliveries waiting and the age of the oldest one (seconds)."""
+    row = conn.execute(
+        select(func.count(), func.min(deliveries.c.created_at)).where(
+            deliveries.c.state.in_(("pending", "in_progress"))
+        )
+    ).one()
+    return {"backlog": float(row[0]), "lag_seconds": (time.time() - row[1]) if row[1] else 0.0}

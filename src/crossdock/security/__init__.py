@@ -1,0 +1,1 @@
+"""Secrets stay secret: credential encryption at rest, API keys, and redaction."""
