@@ -35,7 +35,10 @@ def create_api_key(db: Database, workspace: str, name: str, role: Role | str) ->
     now = time.time()
 
     def write(conn: Connection) -> None:
-        if conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace)).first() is None:
+        if (
+            conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace)).first()
+            is None
+        ):
             conn.execute(workspaces.insert().values(id=workspace, name=workspace, created_at=now))
         conn.execute(
             api_keys.insert().values(

@@ -93,9 +93,7 @@ def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC (``2025-01-31T12:00:00.000Z``)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def epoch(value: datetime | float | int | None) -> float | None:

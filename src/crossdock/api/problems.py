@@ -87,10 +87,21 @@ def issue_dict(issue: Any) -> dict[str, Any]:
     if isinstance(issue, str):
         return {"message": issue}
     out: dict[str, Any] = {}
-    for attr in ("file", "location", "loc", "path", "field", "line", "column", "message",
-                 "expected"):
+    for attr in (
+        "file",
+        "location",
+        "loc",
+        "path",
+        "field",
+        "line",
+        "column",
+        "message",
+        "expected",
+    ):
         value = getattr(issue, attr, None)
         if value is None or callable(value):
+            continue
+        if attr in ("line", "column") and value == 0:  # 0 means "no position"
             continue
         if isinstance(value, tuple | list):
             value = ".".join(str(p) for p in value)
@@ -128,11 +139,16 @@ def _expected(err: dict[str, Any]) -> str:
     if kind.startswith("bool"):
         return "true or false"
     if kind.startswith("string"):
-        return "a string" + (f" of at most {ctx['max_length']} characters"
-                             if "max_length" in ctx else "")
+        return "a string" + (
+            f" of at most {ctx['max_length']} characters" if "max_length" in ctx else ""
+        )
     if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
-        bounds = {"less_than_equal": "<=", "greater_than_equal": ">=",
-                  "less_than": "<", "greater_than": ">"}
+        bounds = {
+            "less_than_equal": "<=",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "greater_than": ">",
+        }
         limit = ctx.get("le", ctx.get("ge", ctx.get("lt", ctx.get("gt"))))
         return f"a number {bounds[kind]} {limit}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -167,8 +183,12 @@ def _handle_validation(_request: Request, exc: Exception) -> Response:
         where = loc[0] if loc else "request"
         field = ".".join(loc[1:]) or where
         issues.append(
-            {"location": where, "field": field, "message": err.get("msg", "invalid"),
-             "expected": _expected(err)}
+            {
+                "location": where,
+                "field": field,
+                "message": err.get("msg", "invalid"),
+                "expected": _expected(err),
+            }
         )
     names = ", ".join(sorted({i["field"] for i in issues}))
     return problem_response(

@@ -464,6 +464,9 @@ def bench(
 
 def run() -> None:
     """Entry point that turns unexpected errors into one plain line."""
+    from crossdock.runtime.logs import configure
+
+    configure()
     try:
         app()
     except KeyboardInterrupt:

@@ -67,6 +67,10 @@ PROBLEM_BASE = "urn:crossdock:sink:"
 _JSON = b"application/json"
 _PROBLEM = b"application/problem+json"
 _REPLAYED = (b"idempotent-replayed", b"true")
+_FAULT_TEXT = {
+    "rate_limit": ("Too many requests", "Injected rate limit."),
+    "outage": ("Service unavailable", "Injected outage."),
+}
 _POST = ("POST",)
 _GET = ("GET",)
 _GET_PUT = ("GET", "PUT")
@@ -347,6 +351,24 @@ class SinkState:
         self.faults = []
         return n
 
+    def draw_faults(self, collection: str, method: str) -> list[FaultRule]:
+        """The rules that fire for this request, counted as applied: any ``slow`` rules,
+        then at most one deciding rule (``status``, ``rate_limit``, ``timeout``, ``outage``)."""
+        now = time.monotonic()
+        fired: list[FaultRule] = []
+        for rule in self.faults:
+            if not rule.matches(collection, method, now):
+                continue
+            if rule.probability < 1.0 and self.random.random() >= rule.probability:
+                continue
+            rule.applied += 1
+            self.faults_injected += 1
+            self.faults_by_kind[rule.kind] = self.faults_by_kind.get(rule.kind, 0) + 1
+            fired.append(rule)
+            if rule.kind != "slow":
+                break
+        return fired
+
     def set_rate_limit(self, per_second: float | None, burst: int | None = None) -> None:
         """Set (or with ``None`` remove) the sink's own token-bucket rate limit."""
         self.limiter = TokenBucket(per_second, burst) if per_second else None
@@ -567,6 +589,23 @@ def _retry_after(seconds: float) -> tuple[bytes, bytes]:
     return (b"retry-after", str(max(0, math.ceil(seconds))).encode())
 
 
+def _route(parts: list[bytes], method: str) -> tuple[str, str, str] | int:
+    """``/records/...`` path segments -> ``(op, collection, id-or-key)``, or 404/405."""
+    n = len(parts)
+    collection = _segment(parts[2])
+    if not collection:
+        return 404
+    if n == 3:
+        return ("create", collection, "") if method == "POST" else 405
+    if n == 4 and parts[3]:
+        if method == "GET":
+            return "get", collection, _segment(parts[3])
+        return ("update", collection, _segment(parts[3])) if method == "PUT" else 405
+    if n == 5 and parts[3] == b"by-key" and parts[4]:
+        return ("by_key", collection, _segment(parts[4])) if method == "GET" else 405
+    return 404
+
+
 def create_sink_app(
     state: SinkState | None = None,
     *,
@@ -585,7 +624,7 @@ def create_sink_app(
         st.set_rate_limit(rate_limit, burst)
     expected_auth = ("Bearer " + token).encode() if token else None
 
-    async def count(
+    async def answer(
         send: Send,
         status: int,
         body: bytes,
@@ -596,47 +635,46 @@ def create_sink_app(
         by_status[status] = by_status.get(status, 0) + 1
         await _respond(send, status, body, ctype, extra)
 
+    async def fail(
+        send: Send,
+        status: int,
+        title: str,
+        detail: str,
+        slug: str,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        await answer(send, status, problem(status, title, detail, slug), _PROBLEM, extra)
+
     async def records(scope: Scope, receive: Receive, send: Send, parts: list[bytes]) -> None:
         st.requests_total += 1
         method: str = scope["method"]
-        n = len(parts)
-        collection = _segment(parts[2])
-        record_id: str | None = None
-        op: str
-        allowed: tuple[str, ...]
-        if n == 3 and collection:
-            op, allowed = "create", _POST
-        elif n == 4 and parts[3]:
-            op, allowed, record_id = "record", _GET_PUT, _segment(parts[3])
-        elif n == 5 and parts[3] == b"by-key" and parts[4]:
-            op, allowed, record_id = "by_key", _GET, _segment(parts[4])
-        else:
-            await count(
-                send, 404, problem(404, "Not found", "No such route.", "no-route"), _PROBLEM
-            )
+        route = _route(parts, method)
+        if isinstance(route, int):
+            if route == 404:
+                await fail(send, 404, "Not found", "No such route.", "no-route")
+            else:
+                allow = ", ".join(
+                    _GET_PUT if len(parts) == 4 else _GET if len(parts) == 5 else _POST
+                )
+                await fail(
+                    send,
+                    405,
+                    "Method not allowed",
+                    f"{method} is not allowed here; allowed: {allow}.",
+                    "method-not-allowed",
+                    [(b"allow", allow.encode())],
+                )
             return
-        if method not in allowed:
-            await count(
-                send,
-                405,
-                problem(405, "Method not allowed", f"{method} is not allowed here.", "method"),
-                _PROBLEM,
-                [(b"allow", ", ".join(allowed).encode())],
-            )
-            return
-        if op == "record" and method == "PUT":
-            op = "update"
-        elif op == "record":
-            op = "get"
+        op, collection, record_id = route
 
         key: str | None = None
         correlation_id: str | None = None
         auth: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"idempotency-key":
-                key = value.decode("latin-1")
+                key = value.decode("latin-1") or None
             elif name == b"x-correlation-id":
-                correlation_id = value.decode("latin-1")
+                correlation_id = value.decode("latin-1") or None
             elif name == b"authorization":
                 auth = value
 
@@ -648,161 +686,92 @@ def create_sink_app(
                 st.client_disconnects += 1
                 return
             except OverflowError:
-                await count(
-                    send,
-                    413,
-                    problem(
-                        413, "Payload too large", f"Body over {MAX_BODY_BYTES} bytes.", "too-large"
-                    ),
-                    _PROBLEM,
-                )
+                detail = f"The body is over {MAX_BODY_BYTES} bytes."
+                await fail(send, 413, "Payload too large", detail, "too-large")
                 return
 
         if expected_auth is not None and (
             auth is None or not hmac.compare_digest(auth, expected_auth)
         ):
-            await count(
+            detail = "A valid 'Authorization: Bearer <token>' header is required."
+            await fail(
                 send,
                 401,
-                problem(
-                    401,
-                    "Unauthorized",
-                    "A valid 'Authorization: Bearer <token>' header is required.",
-                    "unauthorized",
-                ),
-                _PROBLEM,
+                "Unauthorized",
+                detail,
+                "unauthorized",
                 [(b"www-authenticate", b'Bearer realm="sink"')],
             )
             return
 
         timeout_rule: FaultRule | None = None
-        faults = st.faults
-        if faults:
-            now = time.monotonic()
-            for rule in faults:
-                if not rule.matches(collection, method, now):
-                    continue
-                if rule.probability < 1.0 and st.random.random() >= rule.probability:
-                    continue
-                rule.applied += 1
-                st.faults_injected += 1
-                st.faults_by_kind[rule.kind] = st.faults_by_kind.get(rule.kind, 0) + 1
-                kind = rule.kind
-                if kind == "slow":
+        if st.faults:
+            for rule in st.draw_faults(collection, method):
+                if rule.kind == "slow":
                     await anyio.sleep(rule.delay)
-                    now = time.monotonic()
-                    continue
-                if kind == "timeout":
+                elif rule.kind == "timeout":
                     timeout_rule = rule
-                    break
-                extra: list[tuple[bytes, bytes]] = []
-                if rule.retry_after is not None:
-                    extra.append(_retry_after(rule.retry_after))
-                if kind == "rate_limit":
-                    body = problem(429, "Too many requests", "Injected rate limit.", "rate-limited")
-                elif kind == "outage":
-                    body = problem(503, "Service unavailable", "Injected outage.", "outage")
                 else:
-                    body = problem(
-                        rule.status, "Injected failure", f"Injected HTTP {rule.status}.", "injected"
+                    extra = [_retry_after(rule.retry_after)] if rule.retry_after is not None else []
+                    title, detail = _FAULT_TEXT.get(
+                        rule.kind, ("Injected failure", f"Injected HTTP {rule.status}.")
                     )
-                await count(send, rule.status, body, _PROBLEM, extra)
+                    await fail(send, rule.status, title, detail, "injected-" + rule.kind, extra)
+                    return
+            if timeout_rule is not None and not timeout_rule.after_effect:
+                if await _hang(receive, timeout_rule.delay):
+                    st.client_disconnects += 1
+                    return
+                detail = "Injected timeout; nothing was applied."
+                await fail(send, 504, "Gateway timeout", detail, "injected-timeout")
                 return
-
-        if timeout_rule is not None and not timeout_rule.after_effect:
-            if await _hang(receive, timeout_rule.delay):
-                st.client_disconnects += 1
-                return
-            await count(
-                send,
-                504,
-                problem(
-                    504, "Gateway timeout", "Injected timeout; nothing was applied.", "timeout"
-                ),
-                _PROBLEM,
-            )
-            return
 
         limiter = st.limiter
         if limiter is not None:
             wait = limiter.take()
             if wait > 0.0:
                 st.rate_limited += 1
-                await count(
-                    send,
-                    429,
-                    problem(
-                        429,
-                        "Too many requests",
-                        f"Rate limit of {limiter.rate:g}/s exceeded; retry after {wait:.3f}s.",
-                        "rate-limited",
-                    ),
-                    _PROBLEM,
-                    [(b"retry-after", str(max(1, math.ceil(wait))).encode())],
-                )
+                detail = f"Rate limit of {limiter.rate:g}/s exceeded; retry after {wait:.3f}s."
+                header = (b"retry-after", str(max(1, math.ceil(wait))).encode())
+                await fail(send, 429, "Too many requests", detail, "rate-limited", [header])
                 return
 
         status: int
         out: bytes
         replayed = False
-        if op == "create" or op == "update":
+        if op == "get":
+            record = st.records.get((collection, record_id))
+            if record is None:
+                detail = f"No record '{record_id}' in collection '{collection}'."
+                status, out = 404, problem(404, "Record not found", detail, "not-found")
+            else:
+                status, out = 200, orjson.dumps(record)
+        elif op == "by_key":
+            stored = st.keys.get(record_id)
+            if stored is None or stored.collection != collection:
+                detail = f"No request with Idempotency-Key '{record_id}' in '{collection}'."
+                status, out = 404, problem(404, "Idempotency key not found", detail, "not-found")
+            else:
+                status, out = 200, stored.response
+        else:
             try:
                 payload = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                await count(
-                    send,
-                    400,
-                    problem(
-                        400,
-                        "Invalid JSON",
-                        f"The request body is not valid JSON: {exc}.",
-                        "invalid-json",
-                    ),
-                    _PROBLEM,
-                )
+                detail = f"The request body is not valid JSON: {exc}."
+                await fail(send, 400, "Invalid JSON", detail, "invalid-json")
                 return
             if op == "create":
                 status, out, replayed = st.create(collection, payload, key, correlation_id)
             else:
-                assert record_id is not None
                 status, out, replayed = st.update(
                     collection, record_id, payload, key, correlation_id
                 )
-        elif op == "get":
-            record = st.records.get((collection, record_id or ""))
-            if record is None:
-                status, out = (
-                    404,
-                    problem(
-                        404,
-                        "Record not found",
-                        f"No record '{record_id}' in collection '{collection}'.",
-                        "not-found",
-                    ),
-                )
-            else:
-                status, out = 200, orjson.dumps(record)
-        else:
-            stored = st.keys.get(record_id or "")
-            if stored is None or stored.collection != collection:
-                status, out = (
-                    404,
-                    problem(
-                        404,
-                        "Idempotency key not found",
-                        f"No request with Idempotency-Key '{record_id}' in collection "
-                        f"'{collection}'.",
-                        "not-found",
-                    ),
-                )
-            else:
-                status, out = 200, stored.response
 
         if timeout_rule is not None and await _hang(receive, timeout_rule.delay):
             st.client_disconnects += 1
             return
         ctype = _JSON if status < 400 else _PROBLEM
-        await count(send, status, out, ctype, (_REPLAYED,) if replayed else ())
+        await answer(send, status, out, ctype, (_REPLAYED,) if replayed else ())
 
     async def control(scope: Scope, receive: Receive, send: Send, name: str) -> None:
         method: str = scope["method"]
@@ -871,7 +840,7 @@ def create_sink_app(
                     problem(
                         400,
                         "Invalid rate limit",
-                        f'Expected {{"per_second": N, "burst": B}} or null ({exc!r}).',
+                        f'Expected {{"per_second": N, "burst": B}} or null ({exc}).',
                         "invalid-rate-limit",
                     ),
                     _PROBLEM,

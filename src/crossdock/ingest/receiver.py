@@ -47,7 +47,7 @@ class WebhookReceiver:
         self.duplicates = 0
         self.rejected = 0
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         """Handle one webhook delivery."""
         ws = request.path_params["workspace"]
         name = request.path_params["connection"]

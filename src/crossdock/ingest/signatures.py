@@ -30,9 +30,18 @@ import hmac
 import time
 import unicodedata
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "HmacSignature",
@@ -64,6 +73,16 @@ class SignatureError(Exception):
         return f"SignatureError({self.reason!r})"
 
 
+def _secret_error(secret: SecretStr, message: str) -> ValidationError:
+    """A validation error about a secret whose input is shown masked, whatever the
+    enclosing model's ``hide_input_in_errors`` says (a plain ``ValueError`` would make
+    Pydantic echo the raw secret as ``input_value``)."""
+    return ValidationError.from_exception_data(
+        "secret",
+        [{"type": PydanticCustomError("invalid_secret", message), "loc": (), "input": secret}],
+    )
+
+
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
@@ -92,12 +111,13 @@ class HmacSignature(BaseModel):
     secret: SecretStr
     nfkd_secret: bool = False
 
-    @field_validator("secret")
+    @field_validator("secret", mode="wrap")
     @classmethod
-    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("the signing secret is empty")
-        return value
+    def _secret_not_empty(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> SecretStr:
+        secret: SecretStr = handler(value)
+        if not secret.get_secret_value():
+            raise _secret_error(secret, "the signing secret is empty")
+        return secret
 
 
 class StandardWebhooksSignature(BaseModel):
@@ -109,14 +129,15 @@ class StandardWebhooksSignature(BaseModel):
     secret: SecretStr
     tolerance_seconds: int = Field(default=300, ge=0)
 
-    @field_validator("secret")
+    @field_validator("secret", mode="wrap")
     @classmethod
-    def _secret_is_whsec(cls, value: SecretStr) -> SecretStr:
+    def _secret_is_whsec(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> SecretStr:
+        secret: SecretStr = handler(value)
         try:
-            _standard_webhooks_key(value)
+            _standard_webhooks_key(secret)
         except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+            raise _secret_error(secret, str(exc)) from None
+        return secret
 
 
 SignatureConfig = Annotated[

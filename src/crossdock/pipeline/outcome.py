@@ -15,8 +15,10 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
 
+import aiohttp
 import httpx
 
 
@@ -58,7 +60,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def classify_response(
-    status: int, headers: httpx.Headers | dict[str, str], connection: str, detail: str = ""
+    status: int, headers: Mapping[str, str], connection: str, detail: str = ""
 ) -> Classified:
     """Classify an HTTP answer from connection ``connection``."""
     retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
@@ -112,28 +114,45 @@ def classify_response(
     )
 
 
-def classify_error(exc: Exception, connection: str) -> Classified:
-    """Classify a transport error. A timeout or a broken answer after the request left is
-    *uncertain*: the destination may have applied it."""
+_NOT_SENT: tuple[type[BaseException], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+)
+_MAYBE_APPLIED: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    TimeoutError,
+    aiohttp.ServerTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientOSError,
+)
+
+
+def classify_error(exc: BaseException, connection: str) -> Classified:
+    """Classify a transport error (httpx or aiohttp). A timeout or a broken answer after
+    the request may have left is *uncertain*: the destination may have applied it."""
     where = f"'{connection}'"
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(exc, _NOT_SENT):
         return Classified(
             Outcome.RETRYABLE,
             "unreachable",
             f"Could not connect to {where} ({type(exc).__name__}).",
             f"Check that {where} is running and reachable from Crossdock; retries continue.",
         )
-    if isinstance(
-        exc,
-        httpx.ReadTimeout | httpx.WriteTimeout | httpx.RemoteProtocolError | httpx.ReadError,
-    ):
+    if isinstance(exc, _MAYBE_APPLIED):
         return Classified(
             Outcome.UNCERTAIN,
             "timeout",
             f"{where} did not answer in time; the request may or may not have been applied.",
             "Crossdock checks at the destination before it tries again.",
         )
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientError):
         return Classified(
             Outcome.RETRYABLE,
             "unreachable",

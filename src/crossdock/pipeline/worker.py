@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import structlog
 
@@ -63,7 +63,7 @@ class Worker:
         db: Database,
         registry: Registry | Callable[[], Registry],
         *,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         worker_id: str | None = None,
         max_inflight: int = 256,
@@ -73,10 +73,7 @@ class Worker:
     ) -> None:
         self.db = db
         self._registry = registry
-        self.client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-            timeout=30.0,
-        )
+        self._client = client
         self._own_client = client is None
         self.limiter = limiter or RateLimiter()
         self.id = worker_id or new_worker_id()
@@ -89,6 +86,16 @@ class Worker:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
         self._configured: set[str] = set()
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The HTTP session (made on first use, inside the running event loop)."""
+        if self._client is None:
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, limit_per_host=256),
+                auto_decompress=True,
+            )
+        return self._client
 
     @property
     def registry(self) -> Registry:
@@ -104,8 +111,8 @@ class Worker:
         """Wait for in-flight deliveries and release the HTTP client."""
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        if self._own_client:
-            await self.client.aclose()
+        if self._own_client and self._client is not None:
+            await self._client.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and deliver until ``stop`` is set; then finish what is in flight."""
@@ -145,8 +152,14 @@ class Worker:
         for c in claimed:
             task = asyncio.create_task(self._deliver_safely(c))
             self._inflight[c.id] = task
-            task.add_done_callback(lambda _t, i=c.id: self._inflight.pop(i, None))
+            task.add_done_callback(self._forget(c.id))
         return len(claimed)
+
+    def _forget(self, delivery_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(_task: asyncio.Task[None]) -> None:
+            self._inflight.pop(delivery_id, None)
+
+        return done
 
     async def _renew_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -257,10 +270,11 @@ class Worker:
             s.exception = (mf.category, mf.reason, mf.fix)
             return s
         payload = orjson.loads(c.override_body) if c.override_body else rendered.body
-        operation = flow.action.operation
-        op_cfg = target.config.outbound.operations[operation]
-        if xref and getattr(op_cfg, "when_exists", None):
-            operation = op_cfg.when_exists
+        operation: str = flow.action.operation
+        # A create checks the cross-reference first: the record exists there already.
+        when_exists = target.config.outbound.operations[operation].when_exists
+        if xref and when_exists:
+            operation = when_exists
         key = idempotency_key(action_conn, c.record_key, operation, c.version)
         path_params: dict[str, Any] = dict(rendered.path_params)
         path_params["xref"] = xref

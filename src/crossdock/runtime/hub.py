@@ -144,7 +144,7 @@ class Hub:
         )
         return Starlette(
             routes=[
-                Route("/hooks/{workspace}/{connection}", self.receiver, methods=["POST"]),
+                Route("/hooks/{workspace}/{connection}", self.receiver.handle, methods=["POST"]),
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
                 Route("/metrics", metrics_endpoint(self)),

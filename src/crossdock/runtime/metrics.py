@@ -6,11 +6,11 @@ read from the database at scrape time.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,7 +22,7 @@ class _HubCollector:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         from crossdock.runtime.hub import backlog
 
         r = self.hub.receiver
@@ -55,7 +55,7 @@ class _HubCollector:
 def metrics_endpoint(hub: Hub) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint serving this hub's metrics in the Prometheus text format."""
     registry = CollectorRegistry()
-    registry.register(_HubCollector(hub))  # type: ignore[arg-type]
+    registry.register(_HubCollector(hub))
 
     async def endpoint(_request: Request) -> Response:
         import asyncio

@@ -1,0 +1,120 @@
+"""Dry-run: exactly what a flow would send for an event, without sending it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from crossdock.flows.failures import MappingFailure
+from crossdock.flows.flow import Flow
+from crossdock.flows.keys import idempotency_key
+
+if TYPE_CHECKING:
+    from crossdock.project.config import ConnectionConfig, OutboundConfig
+
+__all__ = ["DryRunResult", "dry_run", "fill_path"]
+
+REDACTED = "********"
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    """The request a flow would make for one event, or why it would not make one.
+
+    ``would_send`` is False when the filter skips the event (``skipped_rule`` is
+    ``"filter"``) or the mapping fails (``failure``). Auth headers are redacted. Whether
+    the version is stale is not known here (that needs the store).
+    """
+
+    would_send: bool
+    skipped_rule: str | None
+    method: str | None
+    url: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    idempotency_key: str | None = None
+    failure: MappingFailure | None = None
+    operation: str | None = None
+
+
+def fill_path(template: str, params: Mapping[str, Any]) -> str:
+    """Fill ``{placeholders}`` in a path template, each value URL-quoted."""
+    out = template
+    for k, v in params.items():
+        if v is not None:
+            out = out.replace("{" + k + "}", quote(str(v), safe=""))
+    return out
+
+
+def _auth_headers(outbound: OutboundConfig) -> dict[str, str]:
+    auth = outbound.auth
+    if auth.type == "bearer":
+        return {"Authorization": f"Bearer {REDACTED}"}
+    if auth.type == "basic":
+        return {"Authorization": f"Basic {REDACTED}"}
+    if auth.type == "header":
+        return {auth.name: REDACTED}
+    return {}
+
+
+def dry_run(
+    flow: Flow, ctx: Mapping[str, Any], connection: ConnectionConfig | None = None
+) -> DryRunResult:
+    """What ``flow`` would send for the event in ``ctx`` (body, headers, event, xref).
+
+    ``connection`` is the action connection's settings (default: those the flow was
+    checked against). Raises ``ValueError`` when there are none with outbound settings.
+    """
+    cfg = connection if connection is not None else flow.connection
+    if cfg is None or cfg.outbound is None:
+        raise ValueError(
+            f"flow {flow.name}: connection '{flow.action.connection}' has no outbound "
+            "settings here, so there is nothing to show"
+        )
+    outbound = cfg.outbound
+    operation = flow.action.operation
+    op = outbound.operations.get(operation)
+    if op is None:
+        raise ValueError(
+            f"flow {flow.name}: connection '{cfg.name}' has no operation '{operation}'"
+        )
+    xref = ctx.get("xref")
+    if xref and op.when_exists and op.when_exists in outbound.operations:
+        operation = op.when_exists
+        op = outbound.operations[operation]
+    event = ctx.get("event") or {}
+    version = event.get("version")
+    key = idempotency_key(
+        flow.action.connection,
+        str(event.get("key") or ""),
+        operation,
+        None if version is None else str(version),
+    )
+    try:
+        if not flow.accepts(ctx):
+            return DryRunResult(
+                False, "filter", None, None, idempotency_key=key, operation=operation
+            )
+        rendered = flow.render(ctx)
+    except MappingFailure as failure:
+        return DryRunResult(
+            False,
+            None,
+            op.method,
+            None,
+            idempotency_key=key,
+            failure=failure,
+            operation=operation,
+        )
+    params: dict[str, Any] = dict(rendered.path_params)
+    params["xref"] = xref
+    params.setdefault("idempotency_key", key)
+    url = outbound.base_url.rstrip("/") + fill_path(op.path, params)
+    headers = {"Content-Type": "application/json"}
+    headers.update(outbound.headers)
+    headers.update(_auth_headers(outbound))
+    if op.idempotency_header:
+        headers[op.idempotency_header] = key
+    return DryRunResult(True, None, op.method, url, headers, rendered.body, key, None, operation)
