@@ -393,6 +393,76 @@ def test_invalid_flow_returns_422_with_line_and_column(hub: Hub) -> None:
     assert hub.calls["on_change"] == 0
 
 
+def test_admin_creates_and_revokes_keys_of_its_workspace(hub: Hub) -> None:
+    r = hub.client.post(
+        "/workspaces/acme/keys", headers=hub.auth("admin"), json={"name": "ci", "role": "viewer"}
+    )
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["key"].startswith("cdk_") and new["role"] == "viewer"
+    mine = {"Authorization": f"Bearer {new['key']}"}
+    assert hub.client.get("/workspaces/acme/events", headers=mine).status_code == 200
+    listed = hub.client.get("/workspaces/acme/keys", headers=hub.auth("admin")).text
+    assert new["key"] not in listed and "hash" not in listed
+    is_problem(hub.client.get("/workspaces/acme/keys", headers=mine), 403)
+    assert (
+        hub.client.delete(f"/workspaces/acme/keys/{new['id']}", headers=hub.auth("admin"))
+    ).status_code == 204
+    is_problem(hub.client.get("/workspaces/acme/events", headers=mine), 401)
+    other = hub.client.delete(f"/workspaces/globex/keys/{new['id']}", headers=hub.auth("globex"))
+    is_problem(other, 404)
+
+
+FLOW_YAML = """\
+name: orders-to-wms
+trigger:
+  connection: shop
+  events: orders/create
+mapping:
+  sku: body.sku
+action:
+  connection: wms
+  operation: create_order
+"""
+
+
+def test_flow_is_validated_against_connections_and_kept_with_its_source(hub: Hub) -> None:
+    admin = hub.auth("admin")
+    shop = {
+        "connector": "http",
+        "inbound": {
+            "signature": {"scheme": "none"},
+            "event_type": "headers['x-topic']",
+            "record_key": "body.id",
+        },
+    }
+    assert hub.client.put("/workspaces/acme/connections/shop", headers=admin, json=shop).is_success
+    url = "/workspaces/acme/flows/orders-to-wms"
+    missing = is_problem(hub.client.put(url, headers=admin, json={"source": FLOW_YAML}), 422)
+    (issue,) = missing["issues"]
+    assert "wms" in issue["message"] and issue["line"] == 8 and issue["expected"]
+
+    wms = hub.client.put(
+        "/workspaces/acme/connections/wms", headers=admin, json=connection_settings()
+    )
+    assert wms.is_success
+    r = hub.client.put(url, headers=admin, json={"source": FLOW_YAML})
+    assert r.status_code == 201, r.text
+    assert hub.client.get(url, headers=hub.auth("viewer")).json()["source"] == FLOW_YAML
+    assert [
+        f["name"] for f in hub.client.get("/workspaces/acme/flows", headers=admin).json()["items"]
+    ] == ["orders-to-wms"]
+    # A connection a flow uses cannot be deleted from under it.
+    used = is_problem(hub.client.delete("/workspaces/acme/connections/wms", headers=admin), 409)
+    assert "orders-to-wms" in used["detail"]
+    # Flows sent over the network may not read the server's environment or files.
+    sneaky = FLOW_YAML.replace("body.sku", "'${CROSSDOCK_SECRET_KEYS}'")
+    issues = is_problem(hub.client.put(url, headers=admin, json={"source": sneaky}), 422)["issues"]
+    assert any(i["line"] == 6 and "environment" in i["message"] for i in issues)
+    assert hub.client.delete(url, headers=admin).status_code == 204
+    assert hub.client.delete("/workspaces/acme/connections/wms", headers=admin).status_code == 204
+
+
 # -- exceptions ----------------------------------------------------------------------------
 def test_resolve_keeps_the_counts_equation(hub: Hub) -> None:
     for state in ("succeeded", "skipped", "pending", "in_progress"):

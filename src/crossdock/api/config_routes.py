@@ -7,6 +7,7 @@ fitting) is refused, so the runtime can always reload what is stored.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,11 +17,11 @@ import structlog
 from fastapi import APIRouter, Body, Depends, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from crossdock.api.auth import admin, context, viewer
 from crossdock.api.context import ApiContext
-from crossdock.api.keys import Principal
+from crossdock.api.keys import Principal, create_api_key
 from crossdock.api.kpis import status_counts
 from crossdock.api.pagination import Page, iso, page
 from crossdock.api.problems import Problem, issues_of
@@ -30,7 +31,8 @@ from crossdock.project.config import (
     merge_secrets,
     split_secrets,
 )
-from crossdock.store.tables import connections, flows, workspaces
+from crossdock.security.apikeys import Role
+from crossdock.store.tables import api_keys, connections, flows, workspaces
 
 log = structlog.get_logger("crossdock.api")
 
@@ -136,6 +138,40 @@ def _flow_issues(exc: Exception) -> list[dict[str, Any]] | None:
     return None
 
 
+_REFERENCE = re.compile(r"\$\$|\$\{|\$file\b")
+
+
+def api_source_issues(source: str) -> list[dict[str, Any]]:
+    """What a flow sent through the API may not use: ``${VAR}`` (it would read the
+    server's environment) and lookup ``$file`` (it would read the server's files). Flows
+    kept in the project folder may; these come from the network."""
+    issues: list[dict[str, Any]] = []
+    for n, line in enumerate(source.splitlines(), start=1):
+        for m in _REFERENCE.finditer(line):
+            if m.group() == "${":
+                issues.append(
+                    {
+                        "line": n,
+                        "column": m.start() + 1,
+                        "message": "environment variables cannot be used in a flow sent "
+                        "through the API",
+                        "expected": "the value itself (write $$ for a literal $), or keep "
+                        "the flow in the project's flows folder",
+                    }
+                )
+            elif m.group() == "$file":
+                issues.append(
+                    {
+                        "line": n,
+                        "column": m.start() + 1,
+                        "message": "lookup files cannot be used in a flow sent through the API",
+                        "expected": "an inline lookup table, or keep the flow in the "
+                        "project's flows folder",
+                    }
+                )
+    return issues
+
+
 def parse_flow_source(
     ctx: ApiContext, ws: str, ws_name: str, name: str, source: str, configs: dict[str, Any]
 ) -> tuple[Any | None, list[dict[str, Any]]]:
@@ -143,7 +179,7 @@ def parse_flow_source(
     from crossdock.flows import parse_flow
 
     try:
-        flow = parse_flow(source, flow_file(name), _project(ctx, ws, ws_name, configs))
+        flow = parse_flow(source, flow_file(name), _project(ctx, ws, ws_name, configs), env={})
     except Exception as exc:
         issues = _flow_issues(exc)
         if issues is None:
@@ -162,7 +198,7 @@ def _broken_flows(
 ) -> list[dict[str, Any]]:
     ws_name = _workspace_name(conn, ws)
     broken: list[dict[str, Any]] = []
-    for r in conn.execute(select(flows).where(flows.c.workspace == ws, flows.c.enabled)):
+    for r in conn.execute(select(flows).where(flows.c.workspace == ws, flows.c.enabled.is_(True))):
         _flow, issues = parse_flow_source(ctx, ws, ws_name, r.name, r.source_text, configs)
         for issue in issues:
             broken.append({"flow": r.name, **issue})
@@ -244,6 +280,7 @@ def put_connection(
     ],
 ) -> dict[str, Any]:
     """Validate and store a connection; its credentials are encrypted at rest."""
+    data = {k: v for k, v in data.items() if k != "name"}  # the URL names it
     try:
         cfg = connection_config_from_dict(data, name)
     except ConfigError as exc:
@@ -395,7 +432,8 @@ def put_flow(
 
     ws_name, configs = ctx.db.read_sync(prepare)
     flow, issues = parse_flow_source(ctx, ws, ws_name, name, body.source, configs)
-    if flow is not None and getattr(flow, "name", name) != name:
+    issues = api_source_issues(body.source) + issues
+    if not issues and flow is not None and getattr(flow, "name", name) != name:
         issues = [
             {
                 "message": f"the flow is named '{flow.name}' but is stored as '{name}'",
@@ -441,4 +479,70 @@ def delete_flow(ws: str, name: FlowName, ctx: Ctx, _p: Admin) -> Response:
     if not gone:
         raise Problem(404, f"No flow '{name}' in workspace '{ws}'.")
     notify_change(ctx)
+    return Response(status_code=204)
+
+
+# -- API keys ---------------------------------------------------------------------------
+class NewKey(BaseModel):
+    """A key to create."""
+
+    name: str = Field(min_length=1, max_length=200, description="To recognise the key by.")
+    role: Role = Field(description="viewer, operator or admin.")
+
+
+def _key(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "prefix": row.prefix,
+        "created_at": iso(row.created_at),
+        "revoked_at": iso(row.revoked_at),
+    }
+
+
+@router.get("/workspaces/{ws}/keys", summary="API keys", tags=["keys"])
+def list_keys(ws: str, ctx: Ctx, _p: Admin, params: Page) -> dict[str, Any]:
+    """The workspace's API keys (names, roles, prefixes; never the key or its hash)."""
+    q = select(api_keys).where(api_keys.c.workspace == ws)
+    if params.after is not None:
+        if not isinstance(params.after, int):
+            raise Problem(422, "The cursor is not valid.", title="Invalid request")
+        q = q.where(api_keys.c.id > params.after)
+    rows = ctx.db.read_sync(
+        lambda c: list(c.execute(q.order_by(api_keys.c.id).limit(params.limit + 1)))
+    )
+    return page(rows, params, _key)
+
+
+@router.post("/workspaces/{ws}/keys", summary="Create an API key", tags=["keys"], status_code=201)
+def post_key(ws: str, body: NewKey, ctx: Ctx, _p: Admin) -> dict[str, Any]:
+    """Create a key; the answer is the only time the key itself is shown."""
+    key = create_api_key(ctx.db, ws, body.name, body.role)
+    row = ctx.db.read_sync(
+        lambda c: c.execute(select(api_keys).where(api_keys.c.prefix == key.split("_")[1])).one()
+    )
+    return {**_key(row), "key": key}
+
+
+@router.delete(
+    "/workspaces/{ws}/keys/{key_id}", summary="Revoke an API key", tags=["keys"], status_code=204
+)
+def revoke_key(ws: str, key_id: Annotated[int, PathParam(ge=1)], ctx: Ctx, _p: Admin) -> Response:
+    """Revoke a key at once (it stays listed, with the time it was revoked)."""
+    done = ctx.db.write_sync(
+        lambda c: (
+            c.execute(
+                update(api_keys)
+                .where(
+                    api_keys.c.workspace == ws,
+                    api_keys.c.id == key_id,
+                    api_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=time.time())
+            ).rowcount
+        )
+    )
+    if not done:
+        raise Problem(404, f"No active API key {key_id} in workspace '{ws}'.")
     return Response(status_code=204)

@@ -69,6 +69,18 @@ def wait_http(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None
     raise TimeoutError(f"{url} did not answer in {timeout} s" + (f"\n{proc.tail()}" if proc else ""))
 
 
+def wait_log(proc: Proc, text: str, timeout: float = 30.0) -> None:
+    """Wait until ``proc`` has printed ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{proc.tail()}")
+        if text in proc.log.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"'{text}' not printed in {timeout} s\n{proc.tail()}")
+
+
 def crossdock(*args: str) -> list[str]:
     """The command line to run ``crossdock ARGS`` with this interpreter."""
     return [sys.executable, "-m", "crossdock", *args]
@@ -150,6 +162,8 @@ class Hub:
             )
             for i in range(self.n_workers)
         ]
+        for w in self.workers:
+            wait_log(w, "running", timeout=60)
         return self
 
     def kill(self) -> None:
