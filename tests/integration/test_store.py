@@ -177,3 +177,14 @@ def test_version_key_sorts_numbers_and_timestamps_in_order() -> None:
     assert version_key(2) < version_key("10")
     assert version_key("2026-01-01T10:00:00Z") < version_key("2026-01-01T11:00:00+00:00")
     assert version_key(None) == ""
+
+
+def test_older_version_waits_for_a_newer_one_in_flight(db: Database) -> None:
+    db.write_sync(lambda c: record_events(c, [ev(4, version="4")]))
+    (newer,) = db.write_sync(lambda c: claim(c, "w", 10, 30))
+    db.write_sync(lambda c: record_events(c, [ev(3, version="3")]))
+    # Version 3 must not overtake version 4, which may already be at the destination.
+    assert db.write_sync(lambda c: claim(c, "w", 10, 30)) == []
+    db.write_sync(lambda c: settle(c, [done(newer)]))
+    (older,) = db.write_sync(lambda c: claim(c, "w", 10, 30))
+    assert older.version == "3" and older.stale is True

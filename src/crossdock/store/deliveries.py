@@ -4,7 +4,8 @@ Claim rules (the promises live here):
 
 - a pending delivery is claimable once its back-off has passed, unless an earlier
   delivery (lower source version, then arrival) for the same record through the same
-  flow is still pending, in progress or an open exception (per-record order);
+  flow is still pending, in progress or an open exception, or any other delivery of the
+  record through the flow is in progress (per-record order);
 - an in-progress delivery whose lease expired is claimable again (a dead worker's work
   is picked up);
 - on PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED`` so many workers share work.
@@ -67,6 +68,15 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
         p.c.state.in_(BLOCKING_STATES),
         tuple_(p.c.version_key, p.c.id) < tuple_(d.c.version_key, d.c.id),
     )
+    # A newer version in flight may already have reached the destination: wait for it,
+    # so that this one is then skipped as stale instead of overtaking it.
+    newer_in_flight = exists().where(
+        p.c.workspace == d.c.workspace,
+        p.c.flow == d.c.flow,
+        p.c.record_key == d.c.record_key,
+        p.c.state == "in_progress",
+        p.c.id != d.c.id,
+    )
     pg = conn.dialect.name == "postgresql"
     expired = select(d.c.id).where(d.c.state == "in_progress", d.c.lease_expires_at < now)
     pending = (
@@ -74,7 +84,7 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
         .where(
             d.c.state == "pending",
             d.c.next_attempt_at <= now,
-            or_(d.c.ordered.is_(False), ~earlier_open),
+            or_(d.c.ordered.is_(False), and_(~earlier_open, ~newer_in_flight)),
         )
         .order_by(d.c.priority.desc(), d.c.next_attempt_at)
     )
