@@ -44,8 +44,17 @@ def ev(i: int, key: str = "r1", version: str | None = None, dedup: str | None = 
 
 def done(c: object, worker: str = "w") -> Settlement:
     return Settlement(
-        c.id, worker, c.workspace, c.flow, c.record_key, "succeeded", 1, 0, time.time(),  # type: ignore[attr-defined]
-        "success", None,
+        c.id,
+        worker,
+        c.workspace,
+        c.flow,
+        c.record_key,
+        "succeeded",
+        1,
+        0,
+        time.time(),  # type: ignore[attr-defined]
+        "success",
+        None,
     )
 
 
@@ -78,9 +87,7 @@ def test_per_record_order_follows_source_version_not_arrival(db: Database) -> No
 
 
 def test_exception_holds_back_only_its_own_record(db: Database) -> None:
-    db.write_sync(
-        lambda c: record_events(c, [ev(1, "a"), ev(2, "a"), ev(3, "b")])
-    )
+    db.write_sync(lambda c: record_events(c, [ev(1, "a"), ev(2, "a"), ev(3, "b")]))
     got = db.write_sync(lambda c: claim(c, "w", 10, 30))
     assert sorted(x.record_key for x in got) == ["a", "b"]
     a = next(x for x in got if x.record_key == "a")
@@ -151,9 +158,7 @@ def test_concurrent_claimers_never_share_a_delivery(database_url: str) -> None:
     a.start()
     b.start()
     try:
-        a.write_sync(
-            lambda c: record_events(c, [ev(i, f"r{i}") for i in range(300)])
-        )
+        a.write_sync(lambda c: record_events(c, [ev(i, f"r{i}") for i in range(300)]))
 
         async def grab(d: Database, w: str) -> list[int]:
             got: list[int] = []

@@ -84,7 +84,9 @@ def sign(body: bytes) -> str:
     return hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
-def make_events(records: int, versions: int, dup_rate: float, seed: int = 7) -> list[dict[str, Any]]:
+def make_events(
+    records: int, versions: int, dup_rate: float, seed: int = 7
+) -> list[dict[str, Any]]:
     """Webhook deliveries: several versions per record, some delivered twice, shuffled
     within a small window so versions sometimes arrive out of order."""
     rng = random.Random(seed)

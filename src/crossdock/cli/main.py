@@ -35,7 +35,9 @@ err = Console(stderr=True)
 
 ProjectOpt = Annotated[
     Path,
-    typer.Option("--project", "-p", help="Project folder (with crossdock.yaml).", envvar="CROSSDOCK_PROJECT"),
+    typer.Option(
+        "--project", "-p", help="Project folder (with crossdock.yaml).", envvar="CROSSDOCK_PROJECT"
+    ),
 ]
 WorkspaceOpt = Annotated[
     str | None, typer.Option("--workspace", "-w", help="Workspace (default: all / the only one).")
@@ -113,8 +115,10 @@ def init(
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
     console.print(f"Wrote an example project to [bold]{directory}[/bold].")
-    console.print("Next: [bold]crossdock sandbox sink --port 8090 &[/bold] then "
-                  f"[bold]crossdock serve -p {directory}[/bold]")
+    console.print(
+        "Next: [bold]crossdock sandbox sink --port 8090 &[/bold] then "
+        f"[bold]crossdock serve -p {directory}[/bold]"
+    )
 
 
 @app.command()
@@ -160,7 +164,7 @@ def serve(
 
     from crossdock.runtime.hub import Hub
 
-    db, box, proj = _open(project, apply=True)
+    db, box, _proj = _open(project, apply=True)
     if sink_port is not None:
         from crossdock.emulators.sink import running_sink
 
@@ -231,8 +235,10 @@ def flows_validate(project: ProjectOpt = Path(".")) -> None:
     proj = _load_project(project)
     n = len(proj.flows)
     conns = sum(len(w.connections) for w in proj.workspaces.values())
-    console.print(f"[green]ok[/green]: {len(proj.workspaces)} workspace(s), {conns} connection(s), "
-                  f"{n} flow(s) are valid.")
+    console.print(
+        f"[green]ok[/green]: {len(proj.workspaces)} workspace(s), {conns} connection(s), "
+        f"{n} flow(s) are valid."
+    )
 
 
 @flows_app.command("dry-run")
@@ -241,15 +247,13 @@ def flows_dry_run(
     project: ProjectOpt = Path("."),
     workspace: WorkspaceOpt = None,
     event: Annotated[int | None, typer.Option(help="Use this stored event.")] = None,
-    body: Annotated[
-        Path | None, typer.Option(help="Use this JSON file as the event body.")
-    ] = None,
+    body: Annotated[Path | None, typer.Option(help="Use this JSON file as the event body.")] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="Event type for --body.")] = None,
 ) -> None:
     """Show exactly what a flow would send for an event, without sending it."""
     from crossdock.cli.dryrun import run_dry_run
 
-    db, box, proj = _open(project)
+    db, _box, proj = _open(project)
     try:
         result = run_dry_run(db, proj, flow, workspace, event, body, event_type)
     except LookupError as exc:
@@ -277,8 +281,15 @@ def exceptions_list(
         return
     t = Table("id", "workspace", "flow", "record", "category", "reason", "state")
     for r in rows:
-        t.add_row(str(r["id"]), r["workspace"], r["flow"], r["record_key"], r["category"],
-                  r["reason"], r["state"])
+        t.add_row(
+            str(r["id"]),
+            r["workspace"],
+            r["flow"],
+            r["record_key"],
+            r["category"],
+            r["reason"],
+            r["state"],
+        )
     console.print(t)
 
 
@@ -351,7 +362,7 @@ def replay(
     """Deliver events again: by id, by time window or by flow."""
     from crossdock.cli.replaycmd import run_replay
 
-    db, box, proj = _open(project)
+    db, box, _proj = _open(project)
     try:
         run_replay(db, box, project, workspace, event, since, until, flow, wait, timeout, console)
     except ValueError as exc:
@@ -387,6 +398,59 @@ def status(
     )
     if not data["balanced"]:
         raise typer.Exit(2)
+
+
+@app.command("send")
+def send_cmd(
+    connection: Annotated[str, typer.Argument(help="WORKSPACE/CONNECTION receiving webhooks.")],
+    project: ProjectOpt = Path("."),
+    hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8080",
+    body: Annotated[Path | None, typer.Option(help="JSON body (default: a sample order).")] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="Extra header 'Name: value' (repeatable).")
+    ] = None,
+    count: Annotated[int, typer.Option(help="Sample orders to send.")] = 1,
+    sku: Annotated[str | None, typer.Option(help="Use this SKU in sample orders.")] = None,
+    event_type: Annotated[
+        str, typer.Option("--type", help="X-Event-Type of sample orders.")
+    ] = "order.created",
+) -> None:
+    """Send a signed test webhook to a running hub, as the vendor would."""
+    from crossdock.cli.send import sample_order, send
+
+    proj = _load_project(project)
+    ws_id, _, name = connection.partition("/")
+    ws = proj.workspaces.get(ws_id)
+    cfg = ws.connections.get(name) if ws else None
+    if cfg is None or cfg.inbound is None:
+        raise fail(f"no connection '{connection}' receiving webhooks in {project}")
+    extra = {}
+    for h in header or []:
+        k, sep, v = h.partition(":")
+        if not sep:
+            raise fail(f"header '{h}' is not 'Name: value'")
+        extra[k.strip()] = v.strip()
+    url = f"{hub.rstrip('/')}/hooks/{ws_id}/{name}"
+    bodies: list[Any]
+    if body is not None:
+        try:
+            bodies = [json.loads(body.read_text())]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise fail(f"{body}: not a readable JSON file ({exc})") from None
+    else:
+        start = int(time.time()) % 100000
+        bodies = [sample_order(start + i, sku=sku) for i in range(count)]
+        extra.setdefault("X-Event-Type", event_type)
+    import httpx
+
+    for b in bodies:
+        try:
+            r = send(url, cfg.inbound.signature, b, extra)
+        except httpx.TransportError as exc:
+            raise fail(
+                f"cannot reach the hub at {hub}: {exc}. Is 'crossdock serve' running?"
+            ) from None
+        console.print(f"{r.status_code} {r.text}")
 
 
 @app.command()
@@ -448,9 +512,7 @@ def sandbox_sink(
 
 @app.command()
 def bench(
-    database: Annotated[
-        str, typer.Option(help="sqlite, postgresql, or both")
-    ] = "sqlite",
+    database: Annotated[str, typer.Option(help="sqlite, postgresql, or both")] = "sqlite",
     seconds: Annotated[float, typer.Option(help="Duration of each phase.")] = 10.0,
     runs: Annotated[int, typer.Option(help="Repetitions; medians are reported.")] = 3,
     out: Annotated[Path | None, typer.Option(help="Write results as JSON here.")] = None,

@@ -39,7 +39,9 @@ def status(conn: Connection, workspace: str | None) -> dict[str, Any]:
     }
 
 
-def list_exceptions(conn: Connection, workspace: str | None, all_states: bool) -> list[dict[str, Any]]:
+def list_exceptions(
+    conn: Connection, workspace: str | None, all_states: bool
+) -> list[dict[str, Any]]:
     """Exceptions, newest first."""
     q = select(exceptions).order_by(exceptions.c.id.desc()).limit(500)
     if workspace:

@@ -52,10 +52,17 @@ def run_replay(
     totals = {"events": 0, "deliveries_created": 0, "retried": 0, "unchanged": 0}
     for ws in spaces:
         if ws not in registry.workspaces:
-            raise ValueError(f"unknown workspace '{ws}': expected one of {sorted(registry.workspaces)}")
+            raise ValueError(
+                f"unknown workspace '{ws}': expected one of {sorted(registry.workspaces)}"
+            )
         counts = db.write_sync(
             lambda c, ws=ws: replay(
-                c, ws, registry, event_ids=event_ids, since=_when(since), until=_when(until),
+                c,
+                ws,
+                registry,
+                event_ids=event_ids,
+                since=_when(since),
+                until=_when(until),
                 flow=flow,
             )
         )
@@ -70,16 +77,17 @@ def run_replay(
         return
 
     def remaining(conn: Connection) -> tuple[int, int]:
-        q = select(deliveries.c.state, func.count()).where(
-            deliveries.c.updated_at >= start_ts - 1
-        )
+        q = select(deliveries.c.state, func.count()).where(deliveries.c.updated_at >= start_ts - 1)
         if workspace:
             q = q.where(deliveries.c.workspace == workspace)
         by: dict[str, int] = dict(conn.execute(q.group_by(deliveries.c.state)).tuples().all())
         return by.get("pending", 0) + by.get("in_progress", 0), by.get("exception", 0)
 
     with Progress(
-        TextColumn("delivering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("delivering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=console,
     ) as bar:
         task = bar.add_task("replay", total=todo)
@@ -96,4 +104,6 @@ def run_replay(
             )
             return
     if exc:
-        console.print(f"[yellow]{exc} ended as exceptions: see 'crossdock exceptions list'.[/yellow]")
+        console.print(
+            f"[yellow]{exc} ended as exceptions: see 'crossdock exceptions list'.[/yellow]"
+        )

@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from crossdock.flows.failures import MappingFailure
 from crossdock.flows.flow import Flow
 from crossdock.flows.keys import idempotency_key
 
 if TYPE_CHECKING:
-    from crossdock.project.config import ConnectionConfig, OutboundConfig
+    from crossdock.project.config import ConnectionConfig
 
-__all__ = ["DryRunResult", "dry_run", "fill_path"]
-
-REDACTED = "********"
+__all__ = ["DryRunResult", "dry_run"]
 
 
 @dataclass(frozen=True)
@@ -37,26 +34,6 @@ class DryRunResult:
     idempotency_key: str | None = None
     failure: MappingFailure | None = None
     operation: str | None = None
-
-
-def fill_path(template: str, params: Mapping[str, Any]) -> str:
-    """Fill ``{placeholders}`` in a path template, each value URL-quoted."""
-    out = template
-    for k, v in params.items():
-        if v is not None:
-            out = out.replace("{" + k + "}", quote(str(v), safe=""))
-    return out
-
-
-def _auth_headers(outbound: OutboundConfig) -> dict[str, str]:
-    auth = outbound.auth
-    if auth.type == "bearer":
-        return {"Authorization": f"Bearer {REDACTED}"}
-    if auth.type == "basic":
-        return {"Authorization": f"Basic {REDACTED}"}
-    if auth.type == "header":
-        return {auth.name: REDACTED}
-    return {}
 
 
 def dry_run(
@@ -108,13 +85,11 @@ def dry_run(
             failure=failure,
             operation=operation,
         )
-    params: dict[str, Any] = dict(rendered.path_params)
-    params["xref"] = xref
-    params.setdefault("idempotency_key", key)
-    url = outbound.base_url.rstrip("/") + fill_path(op.path, params)
-    headers = {"Content-Type": "application/json"}
-    headers.update(outbound.headers)
-    headers.update(_auth_headers(outbound))
-    if op.idempotency_header:
-        headers[op.idempotency_header] = key
-    return DryRunResult(True, None, op.method, url, headers, rendered.body, key, None, operation)
+    from crossdock.connectors.http.outbound import build_request
+    from crossdock.security.redact import redact_headers
+
+    params: dict[str, Any] = {**rendered.path_params, "xref": xref}
+    method, url, headers, _ = build_request(outbound, operation, rendered.body, params, key)
+    return DryRunResult(
+        True, None, method, url, redact_headers(headers), rendered.body, key, None, operation
+    )

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 import aiohttp

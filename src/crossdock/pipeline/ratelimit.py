@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -138,7 +139,9 @@ class SharedRateLimiter(RateLimiter):
             now = time.time()
             params = {"key": key, "now": now, "rate": rate, "burst": burst}
 
-            def take(conn: Connection, p: dict[str, object] = params) -> tuple[bool, float]:
+            def take(
+                conn: Connection, p: dict[str, Any] = params, now: float = now
+            ) -> tuple[bool, float]:
                 row = conn.execute(_TAKE, p).first()
                 if row is not None:
                     return True, 0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -25,6 +26,8 @@ import orjson
 import structlog
 
 from crossdock.connectors.http.outbound import CallResult, perform
+from crossdock.flows import MappingFailure
+from crossdock.flows.context import event_context
 from crossdock.flows.keys import idempotency_key
 from crossdock.pipeline.outcome import Outcome
 from crossdock.pipeline.ratelimit import RateLimiter
@@ -166,8 +169,11 @@ class Worker:
             await asyncio.sleep(self.lease_seconds / 3)
             ids = list(self._inflight)
             if ids:
-                worker, lease = self.id, self.lease_seconds
-                await self.db.write(lambda conn: renew_leases(conn, worker, ids, lease))
+                await self.db.write(
+                    functools.partial(
+                        renew_leases, worker=self.id, ids=ids, lease_seconds=self.lease_seconds
+                    )
+                )
 
     def _semaphore(self, key: str, size: int) -> asyncio.Semaphore:
         sem = self._semaphores.get(key)
@@ -245,22 +251,18 @@ class Worker:
             return s
         body = orjson.loads(c.body)
         xref = c.xrefs.get(action_conn)
-        ctx: dict[str, Any] = {
-            "body": body,
-            "headers": orjson.loads(c.headers),
-            "event": {
-                "id": c.event_id,
-                "workspace": c.workspace,
-                "connection": c.connection,
-                "type": c.event_type,
-                "key": c.record_key,
-                "version": c.version,
-                "received_at": c.received_at,
-            },
-            "xref": xref,
-        }
-        from crossdock.flows import MappingFailure
-
+        ctx = event_context(
+            body=body,
+            headers=orjson.loads(c.headers),
+            event_id=c.event_id,
+            workspace=c.workspace,
+            connection=c.connection,
+            event_type=c.event_type,
+            record_key=c.record_key,
+            version=c.version,
+            received_at=c.received_at,
+            xref=xref,
+        )
         try:
             if not flow.accepts(ctx):
                 return self._settlement(c, "skipped", None, "filter: the flow's filter is false")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,9 +95,8 @@ class Hub:
 
     async def _retention(self) -> None:
         while not self._stop.is_set():
-            cutoff = time.time() - self.retention_days * 86400
             await self.db.write(
-                lambda conn: conn.execute(delete(attempts).where(attempts.c.started_at < cutoff))
+                functools.partial(purge_attempts, before=time.time() - self.retention_days * 86400)
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 3600)
@@ -172,3 +172,8 @@ def backlog(conn: Connection) -> dict[str, float]:
         )
     ).one()
     return {"backlog": float(row[0]), "lag_seconds": (time.time() - row[1]) if row[1] else 0.0}
+
+
+def purge_attempts(conn: Connection, before: float) -> int:
+    """Delete audit records older than ``before`` (the retention setting)."""
+    return conn.execute(delete(attempts).where(attempts.c.started_at < before)).rowcount or 0

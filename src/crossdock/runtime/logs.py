@@ -18,7 +18,9 @@ def configure(human: bool | None = None, level: str | None = None) -> None:
         human = os.environ.get("CROSSDOCK_LOG_FORMAT", "json") == "human"
     lvl = getattr(logging, (level or os.environ.get("CROSSDOCK_LOG_LEVEL", "INFO")).upper())
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
         if human
         else structlog.processors.JSONRenderer()
     )
@@ -27,7 +29,9 @@ def configure(human: bool | None = None, level: str | None = None) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info if not human else structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info
+            if not human
+            else structlog.processors.StackInfoRenderer(),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

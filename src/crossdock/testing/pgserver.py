@@ -7,6 +7,7 @@ runs as the ``postgres`` user, because PostgreSQL refuses to run as root. Set
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -60,8 +61,16 @@ class PostgresServer:
         if self._as_root:
             shutil.chown(self.dir, "postgres")
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-            "--no-sync", "-E", "UTF8",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
         )
         opts = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -69,17 +78,22 @@ class PostgresServer:
             "-c shared_buffers=256MB"
         )
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
-            "-l", str(self.dir / "log"), "-w", "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
         )
         return self
 
     def stop(self) -> None:
         """Stop the server and remove its files."""
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property

@@ -66,7 +66,9 @@ def wait_http(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None
             return
         except httpx.TransportError:
             time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer in {timeout} s" + (f"\n{proc.tail()}" if proc else ""))
+    raise TimeoutError(
+        f"{url} did not answer in {timeout} s" + (f"\n{proc.tail()}" if proc else "")
+    )
 
 
 def wait_log(proc: Proc, text: str, timeout: float = 30.0) -> None:
@@ -150,9 +152,7 @@ class Hub:
         args = ["serve", "--project", str(self.project), "--port", str(self.port)]
         if self.n_workers:
             args.append("--no-worker")
-        self.serve = Proc(
-            crossdock(*args), self.workdir / f"serve-{self.starts}.log", self.env
-        )
+        self.serve = Proc(crossdock(*args), self.workdir / f"serve-{self.starts}.log", self.env)
         wait_http(self.url + "/healthz", timeout=60, proc=self.serve)
         self.workers = [
             Proc(

@@ -58,7 +58,9 @@ def auth_headers(auth: Any) -> dict[str, str]:
         raw = f"{auth.username}:{auth.password.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
     if kind == "header":
-        value = auth.value.get_secret_value() if hasattr(auth.value, "get_secret_value") else auth.value
+        value = (
+            auth.value.get_secret_value() if hasattr(auth.value, "get_secret_value") else auth.value
+        )
         return {auth.name: value}
     return {}
 
@@ -79,6 +81,31 @@ def _truncate(data: bytes) -> str:
     return text
 
 
+def build_request(
+    outbound: Any,
+    operation: str,
+    body: Any,
+    path_params: Mapping[str, Any],
+    idempotency_key: str,
+    correlation_id: str | None = None,
+) -> tuple[str, str, dict[str, str], bytes]:
+    """The exact request an operation makes: method, URL, headers and body bytes.
+    Used to send, and by dry-run to show what would be sent."""
+    op = outbound.operations[operation]
+    params = {**path_params, "idempotency_key": idempotency_key}
+    url = outbound.base_url.rstrip("/") + fill_path(op.path, params)
+    headers = {"Content-Type": "application/json"}
+    if correlation_id:
+        headers["X-Correlation-Id"] = correlation_id
+    headers.update(outbound.headers or {})
+    headers.update(auth_headers(outbound.auth))
+    if op.idempotency_header:
+        headers[op.idempotency_header] = idempotency_key
+    method = op.method.upper()
+    payload = b"" if method in ("GET", "DELETE") and body is None else orjson.dumps(body)
+    return method, url, headers, payload
+
+
 async def perform(
     client: aiohttp.ClientSession,
     *,
@@ -95,17 +122,11 @@ async def perform(
 ) -> list[CallResult]:
     """Send one operation; if its outcome is uncertain and the operation has a
     ``lookup``, verify at the destination. Returns every HTTP exchange made (1 or 2)."""
+    method, url, headers, payload = build_request(
+        outbound, operation, body, path_params, idempotency_key, correlation_id
+    )
     op = outbound.operations[operation]
-    params = dict(path_params)
-    params.setdefault("idempotency_key", idempotency_key)
-    url = outbound.base_url.rstrip("/") + fill_path(op.path, params)
-    headers = {"Content-Type": "application/json", "X-Correlation-Id": correlation_id}
-    headers.update(outbound.headers or {})
-    headers.update(auth_headers(outbound.auth))
-    if op.idempotency_header:
-        headers[op.idempotency_header] = idempotency_key
-    method = op.method.upper()
-    payload = b"" if method in ("GET", "DELETE") and body is None else orjson.dumps(body)
+    params = {**path_params, "idempotency_key": idempotency_key}
     timeout = float(outbound.timeout_seconds)
     first = await _exchange(
         client, connection, method, url, headers, payload, timeout, redact_headers, redact_text
@@ -142,7 +163,11 @@ async def perform(
     if last.classified.outcome is Outcome.SUCCESS and external_id is not None:
         try:
             value = external_id(
-                {"body": last.response_json, "headers": last.response_headers, "status": last.status}
+                {
+                    "body": last.response_json,
+                    "headers": last.response_headers,
+                    "status": last.status,
+                }
             )
         except Exception:
             value = None

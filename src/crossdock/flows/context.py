@@ -1,0 +1,35 @@
+"""The evaluation context of a flow: what its expressions can see (architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def event_context(
+    *,
+    body: Any,
+    headers: dict[str, str],
+    event_id: int | None,
+    workspace: str,
+    connection: str,
+    event_type: str,
+    record_key: str,
+    version: str | None,
+    received_at: float | None,
+    xref: str | None,
+) -> dict[str, Any]:
+    """``{body, headers, event, xref}`` for one event, as the worker and dry-run see it."""
+    return {
+        "body": body,
+        "headers": headers,
+        "event": {
+            "id": event_id,
+            "workspace": workspace,
+            "connection": connection,
+            "type": event_type,
+            "key": record_key,
+            "version": version,
+            "received_at": received_at,
+        },
+        "xref": xref,
+    }
