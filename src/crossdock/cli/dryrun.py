@@ -92,7 +92,7 @@ def run_dry_run(
 
         row, xref = db.read_sync(read)
         if row is None:
-            which = f"event {event_id}" if event_id is not None else "a recent matching event"
+            which = f"event {event_id}" if event_id is not None else "recent matching event"
             raise LookupError(f"no {which} for flow '{name}': pass --event ID or --body FILE")
         ctx = event_context(
             body=orjson.loads(row.body),

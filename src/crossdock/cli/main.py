@@ -378,10 +378,12 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Counts by state, and the check received = succeeded + skipped + in progress + exceptions."""
+    from crossdock.api.kpis import status_counts
     from crossdock.cli import ops
 
     db, _box, _proj = _open(project)
-    data = db.read_sync(lambda c: ops.status(c, workspace))
+    data = db.read_sync(lambda c: status_counts(c, workspace))
+    data["waiting"] = db.read_sync(lambda c: ops.waiting_reasons(c, workspace))
     db.close()
     if as_json:
         print(json.dumps(data))
@@ -396,6 +398,12 @@ def status(
         f"{data['skipped']} + in progress {data['in_progress']} + exceptions "
         f"{data['exceptions']}: {mark}"
     )
+    for w in data["waiting"]:
+        console.print(
+            f"[yellow]{w['deliveries']} waiting to retry[/yellow] "
+            f"(next in {w['next_attempt_in']:.0f} s): {w['reason']}",
+            highlight=False,
+        )
     if not data["balanced"]:
         raise typer.Exit(2)
 

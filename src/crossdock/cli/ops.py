@@ -14,29 +14,21 @@ class ActionError(Exception):
     """An action that cannot be done in the current state (plain words)."""
 
 
-def status(conn: Connection, workspace: str | None) -> dict[str, Any]:
-    """Counts by state and whether received = succeeded + skipped + in progress + exceptions."""
-    q = select(deliveries.c.state, func.count()).group_by(deliveries.c.state)
-    eq = select(func.count()).select_from(events)
+def waiting_reasons(conn: Connection, workspace: str | None) -> list[dict[str, Any]]:
+    """Why deliveries are waiting to be retried: the last error, with how many share it."""
+    q = (
+        select(deliveries.c.detail, func.count(), func.min(deliveries.c.next_attempt_at))
+        .where(deliveries.c.state == "pending", deliveries.c.attempts > 0)
+        .group_by(deliveries.c.detail)
+        .order_by(func.count().desc())
+        .limit(10)
+    )
     if workspace:
         q = q.where(deliveries.c.workspace == workspace)
-        eq = eq.where(events.c.workspace == workspace)
-    by_state = {s: n for s, n in conn.execute(q)}
-    received = sum(by_state.values())
-    succeeded = by_state.get("succeeded", 0)
-    skipped = by_state.get("skipped", 0)
-    in_progress = by_state.get("pending", 0) + by_state.get("in_progress", 0)
-    exc = by_state.get("exception", 0)
-    return {
-        "events": conn.execute(eq).scalar_one(),
-        "received": received,
-        "succeeded": succeeded,
-        "skipped": skipped,
-        "in_progress": in_progress,
-        "exceptions": exc,
-        "by_state": by_state,
-        "balanced": received == succeeded + skipped + in_progress + exc,
-    }
+    return [
+        {"reason": d or "unknown", "deliveries": n, "next_attempt_in": max(0.0, t - time.time())}
+        for d, n, t in conn.execute(q)
+    ]
 
 
 def list_exceptions(
