@@ -108,10 +108,12 @@ def run_dry_run(
         )
         source = f"event {row.id} ({row.type}, record {row.record_key})"
     result = dry_run(flow, ctx)
-    out = dataclasses.asdict(result)
+    out = {
+        f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "failure"
+    }
     if result.failure is not None:
-        f = result.failure
-        out["failure"] = {"category": f.category, "reason": f.reason, "fix": f.fix}
+        fail = result.failure
+        out["failure"] = {"category": fail.category, "reason": fail.reason, "fix": fail.fix}
     out["flow"] = flow.name
     out["source"] = source
     out["sent"] = False

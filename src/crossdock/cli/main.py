@@ -446,7 +446,7 @@ def send_cmd(
         except (OSError, json.JSONDecodeError) as exc:
             raise fail(f"{body}: not a readable JSON file ({exc})") from None
     else:
-        start = int(time.time()) % 100000
+        start = int(time.time() * 1000) % 10**9  # a fresh order number per order
         bodies = [sample_order(start + i, sku=sku) for i in range(count)]
         extra.setdefault("X-Event-Type", event_type)
     import httpx
@@ -541,6 +541,15 @@ def run() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # no stack traces for users, unless they ask
+        if os.environ.get("CROSSDOCK_DEBUG"):
+            raise
+        err.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc}\n"
+            "This is a bug in Crossdock; set CROSSDOCK_DEBUG=1 to see the details.",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
 _ = time

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from crossdock.store.tables import attempts, deliveries, event_bodies, events, exceptions
+from crossdock.store.tables import attempts, deliveries, event_bodies, exceptions
 
 
 class ActionError(Exception):
