@@ -24,9 +24,7 @@ def sample_order(n: int, *, sku: str | None = None) -> dict[str, Any]:
     rng = random.Random(n)
     skus = ["ABC-1", "ABC-2", "ABC-3"]
     quantities = [rng.randint(1, 3) for _ in range(rng.randint(1, 3))]
-    lines = [
-        {"sku": sku or rng.choice(skus), "quantity": q, "price": "19.90"} for q in quantities
-    ]
+    lines = [{"sku": sku or rng.choice(skus), "quantity": q, "price": "19.90"} for q in quantities]
     total = sum(quantities) * 19.90
     return {
         "id": str(1000 + n),

@@ -43,7 +43,6 @@ import contextlib
 import hmac
 import math
 import random
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -53,6 +52,8 @@ from urllib.parse import parse_qs, unquote
 
 import anyio
 import orjson
+
+from crossdock.emulators.serving import bind, serving, uvicorn_server
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -891,33 +892,6 @@ class RunningSink:
     thread: threading.Thread
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-def _server(app: ASGIApp, loop: str = "uvloop") -> Any:
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        loop=loop,
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="off",
-        server_header=False,
-        timeout_graceful_shutdown=1,
-        backlog=2048,
-    )
-    return uvicorn.Server(config)
-
-
 @contextlib.contextmanager
 def running_sink(
     port: int = 0,
@@ -936,34 +910,15 @@ def running_sink(
     """
     st = state if state is not None else SinkState()
     app = create_sink_app(st, token=token, rate_limit=rate_limit, burst=burst)
-    sock = _bind(host, port)
-    actual_port = sock.getsockname()[1]
-    server = _server(app)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sink:{actual_port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError(f"the sink did not start on {host}:{actual_port}")
-        time.sleep(0.005)
-    shown = f"[{host}]" if ":" in host else host
-    try:
+    with serving(app, host=host, port=port, startup_timeout=startup_timeout) as srv:
         yield RunningSink(
-            url=f"http://{shown}:{actual_port}",
+            url=srv.url,
             host=host,
-            port=actual_port,
+            port=srv.port,
             state=st,
-            server=server,
-            thread=thread,
+            server=srv.server,
+            thread=srv.thread,
         )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -984,11 +939,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_sink_app(
         SinkState(seed=args.seed), token=args.token, rate_limit=args.rate_limit, burst=args.burst
     )
-    sock = _bind(args.host, args.port)
+    sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"crossdock sink listening on http://{shown}:{port}", flush=True)
-    server = _server(app)
+    server = uvicorn_server(app)
     server.run(sockets=[sock])
 
 

@@ -201,7 +201,7 @@ def _check_connections(
             smap.issue(
                 ("trigger", "connection"),
                 f"unknown connection '{trig}' in workspace '{ws}'" + did_you_mean(trig, conns),
-                one_of(n for n, c in conns.items() if c.inbound is not None),
+                one_of(n for n, c in conns.items() if c.inbound or c.poll),
             )
         )
     act = _str(data, "action", "connection")

@@ -85,7 +85,7 @@ def _unfed_triggers(flows: list[Flow], project: Project) -> list[ConfigIssue]:
         if ws is None:
             continue
         conn = ws.connections.get(fl.trigger.connection)
-        if conn is None or conn.inbound is not None:
+        if conn is None or conn.inbound is not None or conn.poll is not None:
             continue
         fed = any(
             other.workspace == fl.workspace
@@ -103,7 +103,7 @@ def _unfed_triggers(flows: list[Flow], project: Project) -> list[ConfigIssue]:
                 col,
                 f"connection '{conn.name}' receives no webhooks (it has no 'inbound' "
                 "settings) and no flow emits a matching event on it",
-                one_of(n for n, c in ws.connections.items() if c.inbound is not None)
+                one_of(n for n, c in ws.connections.items() if c.inbound or c.poll)
                 + " (or a flow with 'emit:' whose action is on this connection)",
                 "trigger.connection",
             )

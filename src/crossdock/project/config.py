@@ -251,12 +251,59 @@ class RateLimitConfig(_Model):
         return data
 
 
+#: An expression over one polled item (``item``).
+ItemExpression = Annotated[str, _expression(("item",))]
+
+
+class PollConfig(_Model):
+    """A polling source: ``GET url?{cursor_param}={cursor}`` every ``interval_seconds``.
+
+    Each item of the answer becomes an event (the item is the event's ``body``). The
+    cursor is stored durably and advances only in the transaction that stores the items'
+    events; each poll re-reads ``overlap_seconds`` before the cursor (late writes at the
+    vendor) and the duplicates this brings are absorbed by event dedup.
+    """
+
+    url: str
+    auth: AuthConfig | None = None  # default: the outbound auth
+    headers: dict[str, str] = Field(default_factory=dict)
+    interval_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    params: dict[str, str] = Field(default_factory=dict)
+    cursor_param: str = "updated_since"
+    initial_cursor: str = "1970-01-01T00:00:00Z"
+    overlap_seconds: float = Field(default=60.0, ge=0)
+    max_pages: int = Field(default=100, ge=1)
+    items: ResponseExpression
+    next_page: ResponseExpression | None = None
+    cursor: ItemExpression
+    event_type: InboundExpression
+    record_key: InboundExpression
+    version: InboundExpression | None = None
+    event_id: InboundExpression | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise PydanticCustomError(
+                "url_format",
+                "{message}",
+                {
+                    "message": f"{value!r} is not an http(s) URL",
+                    "expected": "e.g. https://api.example.com/orders",
+                },
+            )
+        return value
+
+
 class ConnectionConfig(_Model):
     """A connector configured with settings and credentials."""
 
     name: Id
     connector: Literal["http"]
     inbound: InboundConfig | None = None
+    poll: PollConfig | None = None
     outbound: OutboundConfig | None = None
     rate_limit: RateLimitConfig | None = None
     concurrency: int = Field(default=16, ge=1)
@@ -402,12 +449,13 @@ Problem = tuple[Loc, str, str | None]
 def _connection_problems(cfg: ConnectionConfig) -> list[Problem]:
     """What a connection's fields cannot say alone (relative locations)."""
     out: list[Problem] = []
-    if cfg.inbound is None and cfg.outbound is None:
+    if cfg.inbound is None and cfg.outbound is None and cfg.poll is None:
         out.append(
             (
                 (),
-                f"connection '{cfg.name}' has neither 'inbound' nor 'outbound' settings",
-                "'inbound' (to receive webhooks) and/or 'outbound' (to be written to)",
+                f"connection '{cfg.name}' has none of 'inbound', 'poll' or 'outbound' settings",
+                "'inbound' (to receive webhooks), 'poll' (to read a list on a schedule) "
+                "and/or 'outbound' (to be written to)",
             )
         )
     if cfg.outbound is not None:

@@ -57,6 +57,7 @@ class Hub:
         self._registry: Registry | None = None
         self._stamp: tuple[Any, ...] | None = None
         self.worker: Worker | None = None
+        self.poller: Any = None
         self.receiver = WebhookReceiver(db, self.registry, on_recorded=self.wake)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,6 +113,10 @@ class Hub:
             asyncio.create_task(self._retention()),
         ]
         if self.run_worker:
+            from crossdock.ingest.polling import Poller
+
+            self.poller = Poller(self.db, self.registry, on_recorded=self.wake)
+            self._tasks.append(asyncio.create_task(self.poller.run(self._stop)))
             self.worker = Worker(
                 self.db, self.registry, limiter=self.limiter(), **self.worker_options
             )
@@ -121,7 +126,7 @@ class Hub:
         finally:
             self._stop.set()
             for t in self._tasks[:2]:
-                t.cancel()
+                t.cancel()  # the watchers; the worker and poller stop on their own
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.worker is not None:
                 await self.worker.close()

@@ -31,6 +31,23 @@ class Inbound:
 
 
 @dataclass
+class Poll:
+    """Compiled expressions of a polling source."""
+
+    items: Compiled
+    next_page: Compiled | None
+    cursor: Compiled
+    event_type: Compiled
+    record_key: Compiled
+    version: Compiled | None
+    event_id: Compiled | None
+
+
+def _opt(src: str | None) -> Compiled | None:
+    return compile_expression(src) if src else None
+
+
+@dataclass
 class ConnectionRuntime:
     """A connection ready to use: its settings, redactor and compiled expressions."""
 
@@ -39,6 +56,7 @@ class ConnectionRuntime:
     config: ConnectionConfig
     redactor: Redactor
     inbound: Inbound | None
+    poll: Poll | None = None
     _external_ids: dict[str, Compiled | None] = field(default_factory=dict)
 
     @property
@@ -62,6 +80,18 @@ class ConnectionRuntime:
                 version=compile_expression(ib.version) if ib.version else None,
                 event_id=compile_expression(ib.event_id) if ib.event_id else None,
             )
+        poll = None
+        if config.poll is not None:
+            p = config.poll
+            poll = Poll(
+                items=compile_expression(p.items),
+                next_page=_opt(p.next_page),
+                cursor=compile_expression(p.cursor),
+                event_type=compile_expression(p.event_type),
+                record_key=compile_expression(p.record_key),
+                version=_opt(p.version),
+                event_id=_opt(p.event_id),
+            )
         ext: dict[str, Compiled | None] = {}
         if config.outbound is not None:
             for name, op in config.outbound.operations.items():
@@ -72,6 +102,7 @@ class ConnectionRuntime:
             config=config,
             redactor=Redactor(config.secret_values()),
             inbound=inbound,
+            poll=poll,
             _external_ids=ext,
         )
 
