@@ -25,10 +25,12 @@ flows_app = typer.Typer(help="Check and rehearse flow files.", no_args_is_help=T
 exc_app = typer.Typer(help="Work the exception queue.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Run a sandbox system (emulator).", no_args_is_help=True)
+secrets_app = typer.Typer(help="Credentials encrypted at rest.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
 app.add_typer(exc_app, name="exceptions")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(secrets_app, name="secrets")
 
 console = Console()
 err = Console(stderr=True)
@@ -171,7 +173,8 @@ def serve(
         ctx = running_sink(port=sink_port)
         sink = ctx.__enter__()
         console.print(f"Reference sink (sandbox) at {sink.url}")
-    hub = Hub(db, box, root=project.resolve(), run_worker=worker)
+    retention = float(os.environ.get("CROSSDOCK_AUDIT_RETENTION_DAYS", "30"))
+    hub = Hub(db, box, root=project.resolve(), run_worker=worker, retention_days=retention)
     reg = hub.registry()
     for ws in reg.workspaces.values():
         for c in ws.connections.values():
@@ -491,6 +494,31 @@ def keys_create(
     db.close()
     console.print(f"API key for {workspace} ({role}); it is shown only now:")
     print(key)
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new encryption key. Put it FIRST in CROSSDOCK_SECRET_KEYS (comma-separated),
+    keep the old ones after it, then run 'crossdock secrets rotate'."""
+    from crossdock.security.crypto import generate_key
+
+    print(generate_key())
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(project: ProjectOpt = Path(".")) -> None:
+    """Re-encrypt every stored credential with the newest key (the first one)."""
+    from crossdock.store.secrets import rotate_all
+
+    db, box, _proj = _open(project)
+    try:
+        done, total = rotate_all(db, box)
+    finally:
+        db.close()
+    console.print(
+        f"Re-encrypted {done} of {total} connection(s) with the newest key; the older keys can "
+        "be removed once every process runs with the new list."
+    )
 
 
 @sandbox_app.command("sink")
