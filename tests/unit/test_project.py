@@ -144,14 +144,14 @@ def test_duplicate_yaml_keys_are_reported() -> None:
     assert any(i.message.startswith("duplicate key 'name'") and i.line == 6 for i in issues)
 
 
-def test_connection_without_inbound_or_outbound_and_bad_when_exists_are_reported() -> None:
+def test_connection_without_inbound_poll_or_outbound_and_bad_when_exists_are_reported() -> None:
     text = PROJECT.replace("when_exists: update_order", "when_exists: update_ordr") + (
         "      idle:\n        connector: http\n"
     )
     issues = issues_of(text)
     messages = [i.message for i in issues]
     assert any("unknown operation 'update_ordr'" in m for m in messages)
-    assert any("neither 'inbound' nor 'outbound'" in m for m in messages)
+    assert any("none of 'inbound', 'poll' or 'outbound'" in m for m in messages)
 
 
 def test_invalid_workspace_id_is_reported_at_its_key() -> None:
