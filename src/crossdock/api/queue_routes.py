@@ -25,7 +25,8 @@ from crossdock.api.keys import Principal
 from crossdock.api.kpis import kpis
 from crossdock.api.pagination import Page, PageParams, epoch, iso, json_or_text, page
 from crossdock.api.problems import Problem
-from crossdock.api.replay import replay, retry_deliveries
+from crossdock.api.replay import replay
+from crossdock.pipeline.actions import close_delivery, retry_deliveries
 from crossdock.store.tables import (
     attempts,
     cross_references,
@@ -509,21 +510,6 @@ def _exception_state(conn: Connection, ws: str, exception_id: int) -> dict[str, 
     return _exception(row)
 
 
-def _close(conn: Connection, delivery_id: int, now: float, detail: str) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(
-            state="skipped", detail=detail, lease_owner=None, lease_expires_at=None, updated_at=now
-        )
-    )
-    conn.execute(
-        update(exceptions)
-        .where(exceptions.c.delivery_id == delivery_id)
-        .values(state="resolved", resolution=detail, updated_at=now)
-    )
-
-
 @router.post(
     "/workspaces/{ws}/exceptions/{exception_id}/retry",
     summary="Retry an exception's delivery",
@@ -572,7 +558,7 @@ async def skip_exception(
 ) -> dict[str, Any]:
     """Skip the delivery for good (it counts as skipped, with who and why)."""
     detail = f"skipped by {principal.name}: {body.reason}"
-    return await _act(ctx, ws, exception_id, lambda c, d, now: _close(c, d, now, detail))
+    return await _act(ctx, ws, exception_id, lambda c, d, now: close_delivery(c, d, now, detail))
 
 
 @router.post(
@@ -585,7 +571,7 @@ async def resolve_exception(
 ) -> dict[str, Any]:
     """Mark it resolved outside Crossdock; the delivery counts as skipped with the note."""
     detail = f"resolved by operator: {body.note}"
-    return await _act(ctx, ws, exception_id, lambda c, d, now: _close(c, d, now, detail))
+    return await _act(ctx, ws, exception_id, lambda c, d, now: close_delivery(c, d, now, detail))
 
 
 # -- cross-references -------------------------------------------------------------------

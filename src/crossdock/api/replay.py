@@ -18,10 +18,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
+from crossdock.pipeline.actions import retry_deliveries
 from crossdock.runtime.registry import Registry
-from crossdock.store.tables import ACTIVE_STATES, deliveries, events, exceptions
+from crossdock.store.tables import ACTIVE_STATES, deliveries, events
 
 _CHUNK = 500
 
@@ -132,27 +133,3 @@ def replay(
         "retried": len(to_retry),
         "unchanged": unchanged,
     }
-
-
-def retry_deliveries(conn: Connection, delivery_ids: Sequence[int], now: float) -> int:
-    """Make deliveries that are in ``exception`` due now (attempts kept) and mark their
-    exceptions ``retrying``. Returns how many deliveries were made due."""
-    if not delivery_ids:
-        return 0
-    res = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == "exception")
-        .values(
-            state="pending",
-            next_attempt_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
-    conn.execute(
-        update(exceptions)
-        .where(exceptions.c.delivery_id.in_(list(delivery_ids)))
-        .values(state="retrying", updated_at=now)
-    )
-    return res.rowcount or 0

@@ -59,8 +59,10 @@ def _load_project(project: Path) -> Any:
     try:
         return load_project(project, dict(os.environ))
     except ConfigError as exc:
+        root = str((project if project.is_dir() else project.parent).resolve()) + "/"
         for issue in exc.issues:
-            err.print(str(issue), highlight=False, markup=False)
+            # Plain lines (no wrapping), paths relative to the project: easy to grep, click.
+            print(str(issue).replace(root, ""), file=sys.stderr)
         raise fail(f"{len(exc.issues)} problem(s) in the project; nothing was changed.") from None
     except FileNotFoundError as exc:
         raise fail(f"{exc}. Run 'crossdock init' to create a project.") from None

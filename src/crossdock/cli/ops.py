@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select
 
+from crossdock.pipeline.actions import close_delivery, retry_deliveries
 from crossdock.store.tables import attempts, deliveries, event_bodies, exceptions
 
 
@@ -81,28 +82,10 @@ def exception_action(conn: Connection, exception_id: int, action: str, note: str
         )
     now = time.time()
     if action == "retry":
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row.delivery_id)
-            .values(state="pending", next_attempt_at=now, updated_at=now, lease_owner=None)
-        )
-        conn.execute(
-            update(exceptions)
-            .where(exceptions.c.id == exception_id)
-            .values(state="retrying", updated_at=now)
-        )
+        retry_deliveries(conn, [row.delivery_id], now)
         return f"Delivery {row.delivery_id} is due again; the running hub will deliver it."
     if action in ("skip", "resolve"):
         detail = f"{'skipped' if action == 'skip' else 'resolved'} by operator: {note}"
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == row.delivery_id)
-            .values(state="skipped", detail=detail, updated_at=now)
-        )
-        conn.execute(
-            update(exceptions)
-            .where(exceptions.c.id == exception_id)
-            .values(state="resolved", resolution=detail, updated_at=now)
-        )
+        close_delivery(conn, row.delivery_id, now, detail)
         return f"Exception {exception_id} closed ({detail})."
     raise ActionError(f"unknown action '{action}': expected retry, skip or resolve")
