@@ -86,6 +86,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.usable = True
+        self.last_body = b""
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
@@ -104,8 +105,7 @@ class Connection:
             if pos >= 0:
                 end = lower.index(b"\r\n", pos + 2)
                 length = int(lower[pos + 17 : end])
-                if length:
-                    await self.reader.readexactly(length)
+                self.last_body = await self.reader.readexactly(length) if length else b""
             elif b"transfer-encoding: chunked" in lower:
                 while True:
                     size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
@@ -294,24 +294,27 @@ async def preload(target: Target, count: int, concurrency: int, timeout: float) 
         while next_i < count:
             i = next_i
             next_i += 1
+            last = ""
             for _attempt in range(300):
                 try:
                     if conn is None or not conn.usable:
                         conn = await Connection.open(target.host, target.port)
                     raw = target.request(i, time.time())
                     status = await asyncio.wait_for(conn.roundtrip(raw), timeout)
-                except (HttpError, OSError, TimeoutError):
+                    last = f"HTTP {status}: {conn.last_body[:300]!r}"
+                except (HttpError, OSError, TimeoutError) as exc:
                     if conn is not None:
                         conn.close()
                     conn = None
                     status = 0
+                    last = f"{type(exc).__name__}: {exc}"
                 if 200 <= status < 300:
                     acked += 1
                     break
                 retries += 1
                 await asyncio.sleep(0.1)
             else:
-                raise RuntimeError(f"event {i} was never acknowledged")
+                raise RuntimeError(f"event {i} was never acknowledged; last answer: {last}")
         if conn is not None:
             conn.close()
 

@@ -25,6 +25,7 @@ missing or the arguments are wrong.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -667,6 +668,8 @@ def main(
 ) -> int:
     """Run the benchmark; print the table; write JSON to ``out``. Returns the exit code."""
     console = console or Console()
+    # The CLI may log at INFO; one line per status poll would drown the progress lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     kinds = {
         "sqlite": ["sqlite"],
         "postgresql": ["postgresql"],

@@ -57,12 +57,17 @@ class Serving:
 
 @contextlib.contextmanager
 def serving(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 10.0,
+    lifespan: Literal["auto", "on", "off"] = "off",
 ) -> Iterator[Serving]:
     """Serve ``app`` for the ``with`` block; stop and join the thread on exit."""
     sock = bind(host, port)
     actual = sock.getsockname()[1]
-    server = uvicorn_server(app)
+    server = uvicorn_server(app, lifespan=lifespan)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"serve:{actual}", daemon=True
     )

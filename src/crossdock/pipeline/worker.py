@@ -263,22 +263,30 @@ class Worker:
             received_at=c.received_at,
             xref=xref,
         )
-        try:
-            if not flow.accepts(ctx):
-                return self._settlement(c, "skipped", None, "filter: the flow's filter is false")
-            rendered = flow.render(ctx)
-        except MappingFailure as mf:
-            s = self._settlement(c, "exception", None, mf.reason)
-            s.exception = (mf.category, mf.reason, mf.fix)
-            return s
-        payload = orjson.loads(c.override_body) if c.override_body else rendered.body
+        path_params: dict[str, Any] = {}
+        if c.override_body is not None:
+            # Edit-and-retry: an operator's payload replaces the mapping's output.
+            payload = orjson.loads(c.override_body)
+            with contextlib.suppress(MappingFailure):
+                path_params = dict(flow.render(ctx).path_params)
+        else:
+            try:
+                if not flow.accepts(ctx):
+                    return self._settlement(
+                        c, "skipped", None, "filter: the flow's filter is false"
+                    )
+                rendered = flow.render(ctx)
+            except MappingFailure as mf:
+                s = self._settlement(c, "exception", None, mf.reason)
+                s.exception = (mf.category, mf.reason, mf.fix)
+                return s
+            payload, path_params = rendered.body, dict(rendered.path_params)
         operation: str = flow.action.operation
         # A create checks the cross-reference first: the record exists there already.
         when_exists = target.config.outbound.operations[operation].when_exists
         if xref and when_exists:
             operation = when_exists
         key = idempotency_key(action_conn, c.record_key, operation, c.version)
-        path_params: dict[str, Any] = dict(rendered.path_params)
         path_params["xref"] = xref
         limiter_key = target.limiter_key
         if limiter_key not in self._configured:
