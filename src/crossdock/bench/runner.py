@@ -121,6 +121,15 @@ class HubProcesses:
         ]
         return self
 
+    def check_alive(self) -> None:
+        """:class:`CheckFailed` if a hub process exited during the phase."""
+        for p in [self.serve, *self.workers]:
+            if p is not None and (code := p.popen.poll()) is not None:
+                raise CheckFailed(
+                    f"{p.log.name.removesuffix('.log')} exited during the phase (code {code}; "
+                    f"negative = killed by that signal, from outside the bench):\n{p.tail(15)}"
+                )
+
     def memory(self) -> dict[str, Any]:
         """Peak RSS (MiB) of serve and of each worker, read while they are alive."""
 
@@ -348,6 +357,7 @@ def phase_ingest(ctx: Context, dbs: Databases, tag: str) -> dict[str, Any]:
             threads=s.threads,
             connections=s.connections,
         )
+        hub.check_alive()
         mem = hub.memory()
         time.sleep(0.5)  # let answers that wrk stopped waiting for commit
         st = hub.status()
@@ -430,6 +440,7 @@ def phase_end_to_end(ctx: Context, dbs: Databases, tag: str) -> dict[str, Any]:
                 str(s.connections),
                 timeout=600,
             )
+            pre.check_alive()
             pre_mem = pre.memory()
         st = status(root, pre.env)
         if st["events"] != n or st["received"] != n:
@@ -444,6 +455,7 @@ def phase_end_to_end(ctx: Context, dbs: Databases, tag: str) -> dict[str, Any]:
                 return bool(settled["in_progress"] == 0)
 
             done_at = _wait(all_settled, 300, "every delivery to settle", poll=0.5)
+            hub.check_alive()
             mem = hub.memory()
         effects = sink.effects(bench_project.COLLECTION)
     finally:
@@ -507,6 +519,7 @@ def phase_latency(ctx: Context, dbs: Databases, tag: str) -> dict[str, Any]:
             # Done = every delivery succeeded, was skipped by a named rule (a late older
             # version is skipped as stale once a newer one was delivered) or is an exception.
             _wait(all_settled, 300, f"{acked} deliveries to settle", poll=0.5)
+            hub.check_alive()
             mem = hub.memory()
         effects = sink.effects(bench_project.COLLECTION)
     finally:
@@ -770,6 +783,8 @@ def _run_phases(
                 f"  {data['acked_per_s']:,.0f} acknowledged/s, {data['errors']} errors, "
                 f"stored {data['stored_events']:,} for {data['acked_incl_warmup']:,} acked"
             )
+            if data["errors"]:
+                failures.append(f"run {run} {kind} ingest: {data['errors']} errors")
             if not data["stored_matches_acked"]:
                 failures.append(
                     f"run {run} {kind} ingest: stored {data['stored_events']} "

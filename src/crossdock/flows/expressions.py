@@ -339,6 +339,32 @@ def _check(
     return used
 
 
+_MISS = object()
+
+
+def _plain_path(expr: nodes.Expr) -> tuple[str, tuple[str | int, ...]] | None:
+    """``(variable, keys)`` when the whole expression is one plain path whose keys can
+    be read as dict keys or list indices with Jinja's meaning; otherwise None."""
+    keys: list[str | int] = []
+    cur: nodes.Node = expr
+    while True:
+        if isinstance(cur, nodes.Getattr):
+            if hasattr(dict, cur.attr) or hasattr(list, cur.attr):
+                return None  # Jinja would give the method (body.items), not the key
+            keys.append(cur.attr)
+            cur = cur.node
+        elif isinstance(cur, nodes.Getitem):
+            arg = cur.arg
+            if not isinstance(arg, nodes.Const) or type(arg.value) not in (str, int):
+                return None
+            keys.append(arg.value)
+            cur = cur.node
+        elif isinstance(cur, nodes.Name) and cur.ctx == "load":
+            return cur.name, tuple(reversed(keys))
+        else:
+            return None
+
+
 def _chains(expr: nodes.Expr) -> list[tuple[str, tuple[str | int, ...]]]:
     """Attribute/item chains rooted at a variable with constant keys: body.a['b'].c."""
     out: list[tuple[str, tuple[str | int, ...]]] = []
@@ -368,7 +394,7 @@ def _chains(expr: nodes.Expr) -> list[tuple[str, tuple[str | int, ...]]]:
 class Expression:
     """One compiled expression. Call it with the evaluation context (a mapping)."""
 
-    __slots__ = ("_compiled", "chains", "lookup_tables", "source")
+    __slots__ = ("_compiled", "_path", "chains", "lookup_tables", "source")
 
     def __init__(
         self,
@@ -380,6 +406,7 @@ class Expression:
         expr = _parse(source)
         self.lookup_tables: tuple[str, ...] = tuple(_check(expr, source, names, tables))
         self.chains = tuple(_chains(expr))
+        self._path = _plain_path(expr)
         try:
             self._compiled: TemplateExpression = ENV.compile_expression(
                 source, undefined_to_none=False
@@ -391,6 +418,20 @@ class Expression:
 
     def __call__(self, ctx: Mapping[str, Any]) -> Any:
         """Evaluate; a missing field raises ``jinja2.UndefinedError``."""
+        if self._path is not None:
+            # Fast path for plain paths (body.order.id, headers['x-id']): walk dicts and
+            # lists directly. Anything unusual (a miss, a non-container, a key that is
+            # also a dict method name) goes the Jinja way, which has the last word.
+            root, keys = self._path
+            cur: Any = ctx.get(root, _MISS)
+            for k in keys:
+                if (isinstance(cur, dict) and isinstance(k, str) and k in cur) or (isinstance(cur, list) and isinstance(k, int) and -len(cur) <= k < len(cur)):
+                    cur = cur[k]
+                else:
+                    cur = _MISS
+                    break
+            if cur is not _MISS:
+                return cur
         result = self._compiled(ctx)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()

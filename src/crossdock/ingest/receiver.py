@@ -7,14 +7,14 @@ acknowledged before it is committed; a duplicate is answered 200 and stored once
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from crossdock.ingest.signatures import SignatureError, verify
 from crossdock.runtime.registry import ConnectionRuntime, Registry
@@ -25,10 +25,14 @@ from crossdock.store.events import NewEvent, content_key, record_events
 _DROP = ("authorization", "cookie", "proxy-authorization")
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+_JSON = b"application/json"
+_PROBLEM = b"application/problem+json"
+
+
+def _problem(status: int, title: str, detail: str) -> tuple[int, bytes, bytes]:
     """An RFC 9457 problem-details answer."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return Response(orjson.dumps(body), status, media_type="application/problem+json")
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return status, orjson.dumps(body), _PROBLEM
 
 
 class WebhookReceiver:
@@ -47,71 +51,92 @@ class WebhookReceiver:
         self.duplicates = 0
         self.rejected = 0
 
-    async def handle(self, request: Request) -> Response:
-        """Handle one webhook delivery."""
-        ws = request.path_params["workspace"]
-        name = request.path_params["connection"]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The raw ASGI endpoint for ``POST /hooks/{workspace}/{connection}``.
+
+        Plain ASGI rather than a framework route: this is the hottest path of the hub,
+        and routing and middleware measured as a quarter of its cost."""
+        parts = scope["path"].split("/")
+        if len(parts) != 4 or scope["method"] != "POST":
+            status, body, ctype = _problem(
+                404 if len(parts) != 4 else 405,
+                "Unknown webhook endpoint",
+                "Webhooks are received at POST /hooks/{workspace}/{connection}.",
+            )
+        else:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            status, body, ctype = await self.receive(parts[2], parts[3], headers, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def receive(
+        self, ws: str, name: str, headers: dict[str, str], receive: Receive
+    ) -> tuple[int, bytes, bytes]:
+        """Handle one webhook; return (status, body, content type). ``headers`` have
+        lower-case names."""
         conn = self.registry().connection(ws, name)
         if conn is None or conn.inbound is None or conn.config.inbound is None:
             self.rejected += 1
-            return problem(
+            return _problem(
                 404,
                 "Unknown webhook endpoint",
                 f"No connection '{name}' receiving webhooks in workspace '{ws}'.",
             )
         limit = conn.config.inbound.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             self.rejected += 1
-            return problem(413, "Body too large", f"The body exceeds {limit} bytes.")
+            return _problem(413, "Body too large", f"The body exceeds {limit} bytes.")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _problem(400, "Client went away", "The body did not arrive.")
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 self.rejected += 1
-                return problem(413, "Body too large", f"The body exceeds {limit} bytes.")
+                return _problem(413, "Body too large", f"The body exceeds {limit} bytes.")
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        headers = {k.lower(): v for k, v in request.headers.items()}
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
             verify(conn.config.inbound.signature, headers, raw)
         except SignatureError as exc:
             self.rejected += 1
-            return problem(401, "Signature rejected", exc.reason)
+            return _problem(401, "Signature rejected", exc.reason)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             self.rejected += 1
-            return problem(400, "Body is not JSON", f"Expected a JSON body: {exc}.")
+            return _problem(400, "Body is not JSON", f"Expected a JSON body: {exc}.")
         try:
             new = self._event(ws, conn, headers, body, raw)
         except _Unreadable as exc:
             self.rejected += 1
-            return problem(422, "Event fields missing", str(exc))
+            return _problem(422, "Event fields missing", str(exc))
         rec = await self.db.write_batched(record_events, new)
         if rec.duplicate:
             self.duplicates += 1
-            return Response(
-                orjson.dumps({"event_id": rec.event_id, "duplicate": True}),
-                200,
-                media_type="application/json",
-            )
+            return 200, orjson.dumps({"event_id": rec.event_id, "duplicate": True}), _JSON
         self.received += 1
         if self.on_recorded is not None and rec.deliveries:
             self.on_recorded()
-        return Response(
-            orjson.dumps(
-                {
-                    "event_id": rec.event_id,
-                    "duplicate": False,
-                    "deliveries": rec.deliveries,
-                    "correlation_id": new.correlation_id,
-                }
-            ),
-            202,
-            media_type="application/json",
-        )
+        answer = {
+            "event_id": rec.event_id,
+            "duplicate": False,
+            "deliveries": rec.deliveries,
+            "correlation_id": new.correlation_id,
+        }
+        return 202, orjson.dumps(answer), _JSON
 
     def _event(
         self, ws: str, conn: ConnectionRuntime, headers: dict[str, str], body: Any, raw: bytes
@@ -138,12 +163,22 @@ class WebhookReceiver:
             record_key=str(record_key),
             version=version,
             dedup_key=dedup,
-            correlation_id=headers.get("x-correlation-id") or uuid.uuid4().hex,
+            correlation_id=headers.get("x-correlation-id") or new_correlation_id(),
             headers_json=orjson.dumps(stored_headers).decode(),
             body_json=raw.decode("utf-8", "replace"),
             routes=self.registry().routes(ws, conn.name, str(event_type)),
             received_at=time.time(),
         )
+
+
+_PREFIX = uuid.uuid4().hex[:12]
+_counter = itertools.count(1)
+
+
+def new_correlation_id() -> str:
+    """A correlation id unique across processes: a random per-process prefix and a
+    counter (uuid4 per request measured as 13% of ingest time)."""
+    return f"{_PREFIX}{next(_counter):012x}"
 
 
 class _Unreadable(Exception):

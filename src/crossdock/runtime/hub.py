@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crossdock.ingest.receiver import WebhookReceiver
 from crossdock.pipeline.ratelimit import RateLimiter, SharedRateLimiter
@@ -132,7 +133,7 @@ class Hub:
                 await self.worker.close()
             self.db.close()
 
-    def asgi(self) -> Starlette:
+    def asgi(self) -> ASGIApp:
         """The ASGI app: ``/hooks``, ``/api/v1``, ``/healthz``, ``/readyz``, ``/metrics``."""
         from crossdock.api.app import create_api
         from crossdock.api.context import ApiContext
@@ -147,9 +148,8 @@ class Hub:
                 wake=self.wake,
             )
         )
-        return Starlette(
+        rest = Starlette(
             routes=[
-                Route("/hooks/{workspace}/{connection}", self.receiver.handle, methods=["POST"]),
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
                 Route("/metrics", metrics_endpoint(self)),
@@ -157,6 +157,15 @@ class Hub:
             ],
             lifespan=self.lifespan,
         )
+        receiver = self.receiver
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/hooks/"):
+                await receiver(scope, receive, send)
+            else:
+                await rest(scope, receive, send)
+
+        return app
 
     async def _healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from crossdock.store.events import NewEvent, record_events
 from crossdock.store.tables import (
@@ -272,8 +273,9 @@ def settle(conn: Connection, items: list[Settlement]) -> Sequence[bool]:
     for s in items:
         if s.exception is not None:
             open_exception(conn, s, now)
-        if s.xref is not None:
-            upsert_xref(conn, s.workspace, *s.xref)
+    xrefs = [(s.workspace, *s.xref) for s in items if s.xref is not None]
+    if xrefs:
+        upsert_xrefs(conn, xrefs, now)
     follow = [s.follow_up for s in items if s.follow_up is not None]
     if follow:
         record_events(conn, follow)
@@ -308,31 +310,28 @@ def open_exception(conn: Connection, s: Settlement, now: float) -> None:
         )
 
 
-def upsert_xref(
-    conn: Connection, workspace: str, source_conn: str, source_key: str, target: str, target_id: str
+def upsert_xrefs(
+    conn: Connection, rows: Sequence[tuple[str, str, str, str, str]], now: float
 ) -> None:
-    """Remember the record's id at ``target``."""
-    now = time.time()
-    res = conn.execute(
-        update(cross_references)
-        .where(
-            and_(
-                cross_references.c.workspace == workspace,
-                cross_references.c.source_connection == source_conn,
-                cross_references.c.source_key == source_key,
-                cross_references.c.target_connection == target,
-            )
-        )
-        .values(target_id=target_id, updated_at=now)
+    """Remember records' ids at their destinations: (workspace, source connection,
+    source key, target connection, target id), one statement for all."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(cross_references)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["workspace", "source_connection", "source_key", "target_connection"],
+        set_={"target_id": stmt.excluded.target_id, "updated_at": stmt.excluded.updated_at},
     )
-    if not res.rowcount:
-        conn.execute(
-            cross_references.insert().values(
-                workspace=workspace,
-                source_connection=source_conn,
-                source_key=source_key,
-                target_connection=target,
-                target_id=target_id,
-                updated_at=now,
-            )
-        )
+    conn.execute(
+        stmt,
+        [
+            {
+                "workspace": w,
+                "source_connection": sc,
+                "source_key": sk,
+                "target_connection": tc,
+                "target_id": tid,
+                "updated_at": now,
+            }
+            for w, sc, sk, tc, tid in rows
+        ],
+    )
