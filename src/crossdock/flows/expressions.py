@@ -342,6 +342,15 @@ def _check(
 _MISS = object()
 
 
+def _step(cur: Any, key: str | int) -> Any:
+    """``cur[key]`` for a dict key or a list index that is there, else ``_MISS``."""
+    if isinstance(cur, dict):
+        return cur[key] if isinstance(key, str) and key in cur else _MISS
+    if isinstance(cur, list) and isinstance(key, int) and -len(cur) <= key < len(cur):
+        return cur[key]
+    return _MISS
+
+
 def _plain_path(expr: nodes.Expr) -> tuple[str, tuple[str | int, ...]] | None:
     """``(variable, keys)`` when the whole expression is one plain path whose keys can
     be read as dict keys or list indices with Jinja's meaning; otherwise None."""
@@ -425,10 +434,8 @@ class Expression:
             root, keys = self._path
             cur: Any = ctx.get(root, _MISS)
             for k in keys:
-                if (isinstance(cur, dict) and isinstance(k, str) and k in cur) or (isinstance(cur, list) and isinstance(k, int) and -len(cur) <= k < len(cur)):
-                    cur = cur[k]
-                else:
-                    cur = _MISS
+                cur = _step(cur, k)
+                if cur is _MISS:
                     break
             if cur is not _MISS:
                 return cur
