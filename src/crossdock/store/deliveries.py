@@ -62,21 +62,22 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
     now = time.time()
     d = deliveries.alias("d")
     p = deliveries.alias("p")
-    earlier_open = exists().where(
+    # Blocked: an earlier version of the record (lower source version, then arrival) is
+    # still open, or any other delivery of the record is in flight: a newer version in
+    # flight may already be at the destination, so this one waits and is then skipped
+    # as stale instead of overtaking it. One probe of the record index.
+    blocked = exists().where(
         p.c.workspace == d.c.workspace,
         p.c.flow == d.c.flow,
         p.c.record_key == d.c.record_key,
-        p.c.state.in_(BLOCKING_STATES),
-        tuple_(p.c.version_key, p.c.id) < tuple_(d.c.version_key, d.c.id),
-    )
-    # A newer version in flight may already have reached the destination: wait for it,
-    # so that this one is then skipped as stale instead of overtaking it.
-    newer_in_flight = exists().where(
-        p.c.workspace == d.c.workspace,
-        p.c.flow == d.c.flow,
-        p.c.record_key == d.c.record_key,
-        p.c.state == "in_progress",
         p.c.id != d.c.id,
+        or_(
+            p.c.state == "in_progress",
+            and_(
+                p.c.state.in_(BLOCKING_STATES),
+                tuple_(p.c.version_key, p.c.id) < tuple_(d.c.version_key, d.c.id),
+            ),
+        ),
     )
     pg = conn.dialect.name == "postgresql"
     expired = select(d.c.id).where(d.c.state == "in_progress", d.c.lease_expires_at < now)
@@ -85,7 +86,7 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
         .where(
             d.c.state == "pending",
             d.c.next_attempt_at <= now,
-            or_(d.c.ordered.is_(False), and_(~earlier_open, ~newer_in_flight)),
+            or_(d.c.ordered.is_(False), ~blocked),
         )
         .order_by(d.c.priority.desc(), d.c.next_attempt_at)
     )

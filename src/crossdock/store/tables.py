@@ -115,10 +115,18 @@ deliveries = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("event_id", "flow", "generation"),
-    Index("ix_deliveries_claim", "state", "priority", "next_attempt_at"),
     Index("ix_deliveries_lease", "state", "lease_expires_at"),
     Index("ix_deliveries_record", "workspace", "flow", "record_key", "version_key", "id"),
     Index(None, "workspace", "state", "updated_at"),
+)
+
+# Walked in claim order (priority first, then due time) so that a claim reads only the
+# rows it takes, however long the backlog.
+Index(
+    "ix_deliveries_claim",
+    deliveries.c.state,
+    deliveries.c.priority.desc(),
+    deliveries.c.next_attempt_at,
 )
 
 attempts = Table(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:05:42.623568
+Create Date: 2026-11-24 20:21:32.722173
 """
 
 from __future__ import annotations
@@ -159,7 +159,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_deliveries_claim", ["state", "priority", "next_attempt_at"], unique=False
+            "ix_deliveries_claim",
+            ["state", sa.literal_column("priority DESC"), "next_attempt_at"],
+            unique=False,
         )
         batch_op.create_index("ix_deliveries_lease", ["state", "lease_expires_at"], unique=False)
         batch_op.create_index(
