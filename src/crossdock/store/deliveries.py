@@ -8,7 +8,8 @@ Claim rules (the promises live here):
   record through the flow is in progress (per-record order);
 - an in-progress delivery whose lease expired is claimable again (a dead worker's work
   is picked up);
-- on PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED`` so many workers share work.
+- on PostgreSQL rows are claimed ``FOR UPDATE SKIP LOCKED`` so many workers share work,
+  and claims take turns under an advisory lock so per-record order holds across them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crossdock.store.events import NewEvent, record_events
@@ -57,6 +58,9 @@ class Claimed:
     xrefs: dict[str, str] = field(default_factory=dict)
 
 
+CLAIM_LOCK = 0x43524F5353  # "CROSS": the advisory lock that orders claims on PostgreSQL
+
+
 def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
     """Lease up to ``limit`` deliveries to ``worker``."""
     now = time.time()
@@ -80,6 +84,12 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
         ),
     )
     pg = conn.dialect.name == "postgresql"
+    if pg:
+        # Claims take turns (a few ms each; the deliveries still run in parallel). Without
+        # this, a claim whose snapshot predates another worker's uncommitted claim of a
+        # newer version would see that version as merely pending and let an older one
+        # overtake it: caught by the kill -9 promise test with three workers.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
     expired = select(d.c.id).where(d.c.state == "in_progress", d.c.lease_expires_at < now)
     pending = (
         select(d.c.id)
