@@ -69,8 +69,8 @@ class Hub:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    db = Database(f"sqlite:///{tmp_path / 'api.db'}")
+def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
+    db = Database(database_url)
     metadata.create_all(db.engine)
     db.start()
     box = SecretBox([generate_key()])
