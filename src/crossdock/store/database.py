@@ -90,7 +90,8 @@ class Database:
             _sqlite_setup(self.engine, "BEGIN")
             _sqlite_setup(self._write_engine, "BEGIN IMMEDIATE")
 
-        self.inline = self.is_sqlite and os.environ.get("CROSSDOCK_INLINE_WRITES", "1") != "0"
+        inline_default = "1" if self.is_sqlite else "0"
+        self.inline = os.environ.get("CROSSDOCK_INLINE_WRITES", inline_default) != "0"
         self._pending: list[_Job] = []
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
