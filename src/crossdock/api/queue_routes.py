@@ -61,6 +61,14 @@ def _keyset(q: Select[Any], column: Any, params: PageParams) -> Select[Any]:
     return q.order_by(column.desc()).limit(params.limit + 1)
 
 
+def _equal(q: Select[Any], filters: dict[Any, Any]) -> Select[Any]:
+    """Add ``column == value`` for every filter the caller gave (value not None)."""
+    for column, value in filters.items():
+        if value is not None:
+            q = q.where(column == value)
+    return q
+
+
 def _window(q: Select[Any], column: Any, since: datetime | None, until: datetime | None) -> Any:
     start, end = epoch(since), epoch(until)
     if start is not None:
@@ -201,12 +209,9 @@ async def list_events(
 ) -> dict[str, Any]:
     """Events received, newest first."""
     q = select(events).where(events.c.workspace == ws)
-    if type is not None:
-        q = q.where(events.c.type == type)
-    if record_key is not None:
-        q = q.where(events.c.record_key == record_key)
-    if connection is not None:
-        q = q.where(events.c.connection == connection)
+    q = _equal(
+        q, {events.c.type: type, events.c.record_key: record_key, events.c.connection: connection}
+    )
     q = _keyset(_window(q, events.c.received_at, since, until), events.c.id, params)
     rows = await ctx.db.read(lambda c: list(c.execute(q)))
     return page(rows, params, _event)
@@ -252,14 +257,15 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     """Deliveries (one event through one flow), newest first."""
     q = select(deliveries).where(deliveries.c.workspace == ws)
-    if state is not None:
-        q = q.where(deliveries.c.state == state)
-    if flow is not None:
-        q = q.where(deliveries.c.flow == flow)
-    if record_key is not None:
-        q = q.where(deliveries.c.record_key == record_key)
-    if event_id is not None:
-        q = q.where(deliveries.c.event_id == event_id)
+    q = _equal(
+        q,
+        {
+            deliveries.c.state: state,
+            deliveries.c.flow: flow,
+            deliveries.c.record_key: record_key,
+            deliveries.c.event_id: event_id,
+        },
+    )
     q = _keyset(q, deliveries.c.id, params)
     rows = await ctx.db.read(lambda c: list(c.execute(q)))
     return page(rows, params, _delivery)
@@ -316,10 +322,7 @@ async def list_attempts(
     """Every call made to a destination (request, response, latency, outcome), newest
     first. Secrets were redacted when the attempt was recorded."""
     q = select(attempts).where(attempts.c.workspace == ws)
-    if correlation_id is not None:
-        q = q.where(attempts.c.correlation_id == correlation_id)
-    if delivery_id is not None:
-        q = q.where(attempts.c.delivery_id == delivery_id)
+    q = _equal(q, {attempts.c.correlation_id: correlation_id, attempts.c.delivery_id: delivery_id})
     if record_key is not None:
         q = q.where(
             attempts.c.delivery_id.in_(
@@ -362,10 +365,7 @@ async def list_exceptions(
     q = _exceptions_query(ws)
     if state != "all":
         q = q.where(exceptions.c.state == state)
-    if category is not None:
-        q = q.where(exceptions.c.category == category)
-    if flow is not None:
-        q = q.where(exceptions.c.flow == flow)
+    q = _equal(q, {exceptions.c.category: category, exceptions.c.flow: flow})
     q = _keyset(q, exceptions.c.id, params)
     rows = await ctx.db.read(lambda c: list(c.execute(q)))
     return page(rows, params, _exception)
@@ -401,10 +401,7 @@ async def retry_all(
                 deliveries.c.state == "exception",
             )
         )
-        if category is not None:
-            q = q.where(exceptions.c.category == category)
-        if flow is not None:
-            q = q.where(exceptions.c.flow == flow)
+        q = _equal(q, {exceptions.c.category: category, exceptions.c.flow: flow})
         ids = [r[0] for r in conn.execute(q)]
         now = time.time()
         done = 0
@@ -587,12 +584,14 @@ async def list_xrefs(
 ) -> dict[str, Any]:
     """The ids records have in each system, newest first."""
     q = select(cross_references).where(cross_references.c.workspace == ws)
-    if source_key is not None:
-        q = q.where(cross_references.c.source_key == source_key)
-    if source_connection is not None:
-        q = q.where(cross_references.c.source_connection == source_connection)
-    if target_connection is not None:
-        q = q.where(cross_references.c.target_connection == target_connection)
+    q = _equal(
+        q,
+        {
+            cross_references.c.source_key: source_key,
+            cross_references.c.source_connection: source_connection,
+            cross_references.c.target_connection: target_connection,
+        },
+    )
     q = _keyset(q, cross_references.c.id, params)
     rows = await ctx.db.read(lambda c: list(c.execute(q)))
     return page(rows, params, _xref)
