@@ -415,6 +415,11 @@ def _sink_quiet(sink: Sink, target: int, timeout: float, quiet: float = 3.0) -> 
 def _hub_for_delivery(root: Path, url: str, ctx: Context, tag: str, postgres: bool) -> HubProcesses:
     if postgres:
         return HubProcesses(root, url, ctx.workdir, tag, in_serve_worker=False, workers=PG_WORKERS)
+    sqlite_workers = int(os.environ.get("CROSSDOCK_BENCH_SQLITE_WORKERS", "0"))
+    if sqlite_workers:
+        return HubProcesses(
+            root, url, ctx.workdir, tag, in_serve_worker=False, workers=sqlite_workers
+        )
     return HubProcesses(root, url, ctx.workdir, tag, in_serve_worker=True)
 
 
