@@ -58,6 +58,14 @@ class _Job:
     future: Any  # concurrent.futures.Future (writer thread) or asyncio.Future (inline)
 
 
+def _execute(conn: Connection, jobs: list[_Job]) -> list[tuple[list[_Job], Sequence[Any]]]:
+    """Run a group's jobs, each batch function once with all of its items."""
+    groups: dict[BatchFn, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.batch_fn, []).append(job)
+    return [(js, fn(conn, [j.item for j in js])) for fn, js in groups.items()]
+
+
 def _call_each(conn: Connection, fns: list[Callable[[Connection], Any]]) -> list[Any]:
     return [fn(conn) for fn in fns]
 
@@ -161,12 +169,9 @@ class Database:
                 if self._inline_conn is None:
                     self._inline_conn = self._write_engine.connect()
                 conn = self._inline_conn
-                groups: dict[BatchFn, list[_Job]] = {}
-                for job in jobs:
-                    groups.setdefault(job.batch_fn, []).append(job)
                 trans = conn.begin()
                 try:
-                    results = [(js, fn(conn, [j.item for j in js])) for fn, js in groups.items()]
+                    results = _execute(conn, jobs)
                     await asyncio.to_thread(trans.commit)
                 except Exception:
                     if trans.is_active:
@@ -174,12 +179,7 @@ class Database:
                     for job in jobs:  # isolate the bad job: each in its own transaction
                         self._run_one(conn, job)
                     continue
-                self.commits += 1
-                self.jobs += len(jobs)
-                for js, res in results:
-                    for j, r in zip(js, res, strict=True):
-                        if not j.future.cancelled():
-                            j.future.set_result(r)
+                self._done(jobs, results)
         finally:
             self._flushing = False
 
@@ -229,17 +229,18 @@ class Database:
             conn.close()
 
     def _run_group(self, conn: Connection, jobs: list[_Job]) -> None:
-        groups: dict[BatchFn, list[_Job]] = {}
-        for job in jobs:
-            groups.setdefault(job.batch_fn, []).append(job)
         try:
             with conn.begin():
-                results = [(js, fn(conn, [j.item for j in js])) for fn, js in groups.items()]
+                results = _execute(conn, jobs)
         except Exception:
             # Isolate the bad job: each one again, in its own transaction.
             for job in jobs:
                 self._run_one(conn, job)
             return
+        self._done(jobs, results)
+
+    def _done(self, jobs: list[_Job], results: list[tuple[list[_Job], Sequence[Any]]]) -> None:
+        """Count a committed group and hand each job its result."""
         self.commits += 1
         self.jobs += len(jobs)
         for js, res in results:
