@@ -47,7 +47,7 @@ from rich.table import Table
 from crossdock.bench import project as bench_project
 from crossdock.bench.wrk import WrkMissing, run_wrk, wrk_path
 from crossdock.testing.pgserver import PostgresServer, free_port, wait_port
-from crossdock.testing.processes import Proc, Sink, crossdock, wait_http
+from crossdock.testing.processes import Hub, Proc, Sink, status
 
 # Targets (see docs/benchmark.md).
 TARGET_INGEST = 4000.0  # acknowledged webhooks/s on SQLite
@@ -78,8 +78,8 @@ def peak_rss_kib(pid: int) -> int | None:
     return None
 
 
-class HubProcesses:
-    """``crossdock serve`` (with or without its worker) plus ``crossdock worker`` processes."""
+class HubProcesses(Hub):
+    """The hub's processes for a phase, with the bench's checks and memory readings."""
 
     def __init__(
         self,
@@ -91,35 +91,14 @@ class HubProcesses:
         in_serve_worker: bool,
         workers: int = 0,
     ) -> None:
-        self.project = project
-        self.env = {"CROSSDOCK_DATABASE_URL": database_url}
-        self.workdir = workdir
-        self.tag = tag
-        self.in_serve_worker = in_serve_worker
-        self.n_workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.serve: Proc | None = None
-        self.workers: list[Proc] = []
-        self.ready_at = 0.0
-
-    def start(self) -> HubProcesses:
-        """Start serve, wait for ``/healthz``, then start the workers."""
-        args = ["serve", "--project", str(self.project), "--port", str(self.port)]
-        if not self.in_serve_worker:
-            args.append("--no-worker")
-        self.serve = Proc(crossdock(*args), self.workdir / f"{self.tag}-serve.log", self.env)
-        wait_http(self.url + "/healthz", timeout=90, proc=self.serve)
-        self.ready_at = time.time()
-        self.workers = [
-            Proc(
-                crossdock("worker", "--project", str(self.project)),
-                self.workdir / f"{self.tag}-worker-{i}.log",
-                self.env,
-            )
-            for i in range(self.n_workers)
-        ]
-        return self
+        super().__init__(
+            project,
+            database_url,
+            workdir,
+            workers=workers,
+            in_serve_worker=in_serve_worker,
+            tag=tag,
+        )
 
     def check_alive(self) -> None:
         """:class:`CheckFailed` if a hub process exited during the phase."""
@@ -143,36 +122,6 @@ class HubProcesses:
             "workers_mib": workers,
             "worker_max_mib": max(workers) if workers else None,
         }
-
-    def stop(self) -> None:
-        """Stop every process (Ctrl-C, then SIGKILL after a grace period)."""
-        for p in [*self.workers, self.serve]:
-            if p is not None:
-                p.stop()
-
-    def status(self) -> dict[str, Any]:
-        """``crossdock status --json`` for this project and database."""
-        return status(self.project, self.env)
-
-    def logs(self) -> str:
-        """Tails of every process log."""
-        procs = [p for p in [self.serve, *self.workers] if p is not None]
-        return "\n".join(f"--- {p.log.name}\n{p.tail(15)}" for p in procs)
-
-
-def status(project: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run ``crossdock status --json``."""
-    out = subprocess.run(
-        crossdock("status", "--json", "--project", str(project)),
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=120,
-    )
-    if out.returncode not in (0, 2):
-        raise RuntimeError(f"crossdock status failed: {out.stderr.strip()[-2000:]}")
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
 
 
 @contextmanager

@@ -5,13 +5,14 @@ Each process gets its own port on loopback; ``kill()`` is a real ``SIGKILL``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -134,30 +135,38 @@ class Hub:
         workdir: Path,
         *,
         workers: int = 0,
+        in_serve_worker: bool | None = None,
+        tag: str = "",
         env: dict[str, str] | None = None,
     ) -> None:
         self.project = project
         self.workdir = workdir
         self.env = {"CROSSDOCK_DATABASE_URL": database_url, **(env or {})}
         self.n_workers = workers
+        # By default serve runs the worker itself only when there are no worker processes.
+        self.in_serve_worker = workers == 0 if in_serve_worker is None else in_serve_worker
+        self.tag = f"{tag}-" if tag else ""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.serve: Proc | None = None
         self.workers: list[Proc] = []
         self.starts = 0
+        self.ready_at = 0.0
 
-    def start(self) -> Hub:
-        """Start serve (with the worker inside when ``workers == 0``) and the workers."""
+    def start(self) -> Self:
+        """Start serve, wait for ``/healthz``, then start the workers and wait for them."""
         self.starts += 1
         args = ["serve", "--project", str(self.project), "--port", str(self.port)]
-        if self.n_workers:
+        if not self.in_serve_worker:
             args.append("--no-worker")
-        self.serve = Proc(crossdock(*args), self.workdir / f"serve-{self.starts}.log", self.env)
-        wait_http(self.url + "/healthz", timeout=60, proc=self.serve)
+        log = self.workdir / f"{self.tag}serve-{self.starts}.log"
+        self.serve = Proc(crossdock(*args), log, self.env)
+        wait_http(self.url + "/healthz", timeout=90, proc=self.serve)
+        self.ready_at = time.time()
         self.workers = [
             Proc(
                 crossdock("worker", "--project", str(self.project)),
-                self.workdir / f"worker-{self.starts}-{i}.log",
+                self.workdir / f"{self.tag}worker-{self.starts}-{i}.log",
                 self.env,
             )
             for i in range(self.n_workers)
@@ -180,18 +189,7 @@ class Hub:
 
     def status(self) -> dict[str, Any]:
         """``crossdock status --json``."""
-        out = subprocess.run(
-            crossdock("status", "--json", "--project", str(self.project)),
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            timeout=60,
-        )
-        if out.returncode not in (0, 2):
-            raise RuntimeError(out.stderr)
-        import json
-
-        return dict(json.loads(out.stdout))
+        return status(self.project, self.env)
 
     def wait_settled(self, timeout: float = 180.0) -> dict[str, Any]:
         """Wait until nothing is pending or in progress; return the status."""
@@ -209,3 +207,18 @@ class Hub:
         return "\n".join(
             f"--- {p.log.name}\n{p.tail()}" for p in [self.serve, *self.workers] if p is not None
         )
+
+
+def status(project: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``crossdock status --json`` for ``project`` with ``env``."""
+    out = subprocess.run(
+        crossdock("status", "--json", "--project", str(project)),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    if out.returncode not in (0, 2):
+        raise RuntimeError(f"crossdock status failed: {out.stderr.strip()[-2000:]}")
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
