@@ -10,6 +10,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from crossdock.model.common import (
+    Address,
     CanonicalModel,
     Dimensions,
     Location,
@@ -94,6 +95,8 @@ class Shipment(CanonicalModel):
     status: ShipmentStatus = ShipmentStatus.PENDING
     lines: list[ShipmentLine] = Field(default_factory=list)
     parcels: list[Parcel] = Field(default_factory=list)
+    ship_to: Address | None = None
+    ship_from: Address | None = None
     carrier: str | None = None
     service: str | None = None
     tracking_number: str | None = None
