@@ -201,14 +201,14 @@ def _check_connections(
             smap.issue(
                 ("trigger", "connection"),
                 f"unknown connection '{trig}' in workspace '{ws}'" + did_you_mean(trig, conns),
-                one_of(n for n, c in conns.items() if c.inbound or c.poll),
+                one_of(n for n, c in conns.items() if c.inbound or c.poll or not c.is_http),
             )
         )
     act = _str(data, "action", "connection")
     if act is None:
         return None
     cfg = conns.get(act)
-    writable = [n for n, c in conns.items() if c.outbound is not None]
+    writable = [n for n, c in conns.items() if c.outbound is not None or not c.is_http]
     if cfg is None:
         issues.append(
             smap.issue(
@@ -218,6 +218,9 @@ def _check_connections(
             )
         )
         return None
+    if not cfg.is_http:
+        _check_connector_action(data, cfg, act, smap, issues)
+        return cfg
     if cfg.outbound is None:
         issues.append(
             smap.issue(
@@ -269,6 +272,43 @@ def _check_connections(
             )
         )
     return cfg
+
+
+def _check_connector_action(
+    data: dict[str, Any],
+    cfg: ConnectionConfig,
+    act: str,
+    smap: SourceMap,
+    issues: list[ConfigIssue],
+) -> None:
+    """The action of a flow writing to a named connector: one of its actions."""
+    from crossdock.runtime.connectors import describe
+
+    try:
+        actions = describe(cfg).actions
+    except Exception:
+        return  # the connection's own problems are reported with the project file
+    op_name = _str(data, "action", "operation")
+    if op_name is not None and op_name not in actions:
+        issues.append(
+            smap.issue(
+                ("action", "operation"),
+                f"connector '{cfg.connector}' (connection '{act}') has no action '{op_name}'"
+                + did_you_mean(op_name, actions),
+                one_of(actions) if actions else "none: this connector cannot be written to",
+            )
+        )
+    raw_params = data["action"].get("path_params")
+    if raw_params:
+        issues.append(
+            smap.issue(
+                ("action", "path_params"),
+                f"path_params only apply to the http connector; '{act}' is a "
+                f"{cfg.connector} connection",
+                "no path_params (the connector builds its own requests)",
+                on_key=True,
+            )
+        )
 
 
 def _compile_at(

@@ -35,6 +35,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from crossdock.connectors.http.outbound import auth_headers
 from crossdock.pipeline.outcome import Outcome, classify_error, classify_response
 from crossdock.runtime.registry import ConnectionRuntime, Registry
+from crossdock.sdk.client import recording
+from crossdock.sdk.errors import VendorError
+from crossdock.sdk.events import IncomingEvent
+from crossdock.sdk.streams import Cursor
 from crossdock.store.database import Database
 from crossdock.store.events import NewEvent, content_key, record_events, version_key
 from crossdock.store.tables import attempts, cursors
@@ -71,7 +75,9 @@ def _insert(conn: Connection, table: Any) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
-def claim_round(conn: Connection, ws: str, name: str, interval: float, initial: str) -> Any:
+def claim_round(
+    conn: Connection, ws: str, name: str, interval: float, initial: str, stream: str = STREAM
+) -> Any:
     """Take this poll round if it is due; return the stored cursor state or None."""
     now = time.time()
     conn.execute(
@@ -79,7 +85,7 @@ def claim_round(conn: Connection, ws: str, name: str, interval: float, initial: 
         .values(
             workspace=ws,
             connection=name,
-            stream=STREAM,
+            stream=stream,
             value=orjson.dumps({"cursor": initial}).decode(),
             updated_at=0.0,
         )
@@ -90,7 +96,7 @@ def claim_round(conn: Connection, ws: str, name: str, interval: float, initial: 
         .where(
             cursors.c.workspace == ws,
             cursors.c.connection == name,
-            cursors.c.stream == STREAM,
+            cursors.c.stream == stream,
             cursors.c.updated_at <= now - interval * 0.9,
         )
         .values(updated_at=now)
@@ -99,7 +105,7 @@ def claim_round(conn: Connection, ws: str, name: str, interval: float, initial: 
         return None
     value = conn.execute(
         select(cursors.c.value).where(
-            cursors.c.workspace == ws, cursors.c.connection == name, cursors.c.stream == STREAM
+            cursors.c.workspace == ws, cursors.c.connection == name, cursors.c.stream == stream
         )
     ).scalar_one()
     return orjson.loads(value)
@@ -112,6 +118,7 @@ def save_round(
     state: dict[str, Any],
     new_events: list[NewEvent],
     audit: list[dict[str, Any]],
+    stream: str = STREAM,
 ) -> list[Any]:
     """Store the round's events and the advanced cursor together (one transaction)."""
     recorded = list(record_events(conn, new_events)) if new_events else []
@@ -119,7 +126,7 @@ def save_round(
         conn.execute(attempts.insert(), audit)
     conn.execute(
         update(cursors)
-        .where(cursors.c.workspace == ws, cursors.c.connection == name, cursors.c.stream == STREAM)
+        .where(cursors.c.workspace == ws, cursors.c.connection == name, cursors.c.stream == stream)
         .values(value=orjson.dumps(state).decode(), updated_at=time.time())
     )
     return recorded
@@ -159,6 +166,13 @@ class Poller:
                                 await self.poll_once(conn)
                             except Exception:  # keep polling the others
                                 log.exception("poll_failed", connection=conn.limiter_key)
+                        for stream in conn.config.streams if not conn.is_http else ():
+                            try:
+                                await self.poll_stream(conn, stream)
+                            except Exception:  # keep polling the others
+                                log.exception(
+                                    "poll_failed", connection=conn.limiter_key, stream=stream
+                                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), tick)
         finally:
@@ -258,6 +272,101 @@ class Poller:
             new_events=new,
             duplicates=len(recorded) - new,
             cursor=next_state["cursor"],
+            error=error,
+        )
+
+    async def poll_stream(
+        self, conn: ConnectionRuntime, stream_name: str, *, force: bool = False
+    ) -> PollResult:
+        """One round of a named connector's stream, if it is due (or ``force``)."""
+        stream = conn.connector().streams[stream_name]
+        opts = conn.config.streams.get(stream_name)
+        every = (opts.interval_seconds if opts else None) or stream.interval_seconds
+        interval = 0.0 if force else every
+        key = f"stream:{stream_name}"
+        ws, name = conn.workspace, conn.name
+        state = await self.db.write(
+            lambda c: claim_round(c, ws, name, interval, stream.initial_cursor, key)
+        )
+        if state is None:
+            return PollResult(skipped=True)
+        cursor = Cursor.from_state(state, stream.initial_cursor, stream.lag_seconds)
+        before = cursor.to_state()
+        correlation = uuid.uuid4().hex
+        incoming: list[IncomingEvent] = []
+        error: str | None = None
+        with recording() as rec:
+            try:
+                async for ev in stream.read(cursor):
+                    incoming.append(ev)
+            except VendorError as exc:
+                error = exc.classified.reason
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {conn.redactor.text(str(exc))[:300]}"
+        reg = self.registry()
+        now = time.time()
+        new_events = []
+        for ev in incoming:
+            body = orjson.dumps(ev.record)
+            new_events.append(
+                NewEvent(
+                    workspace=ws,
+                    connection=name,
+                    type=ev.type,
+                    record_key=ev.record_key,
+                    version=ev.version,
+                    dedup_key=(
+                        "id:" + ev.event_id
+                        if ev.event_id
+                        else content_key(ev.type, ev.record_key, ev.version, body)
+                    ),
+                    correlation_id=correlation,
+                    headers_json="{}",
+                    body_json=body.decode(),
+                    routes=reg.routes(ws, name, ev.type),
+                    origin="poll",
+                    received_at=now,
+                )
+            )
+        audit = [
+            {
+                "workspace": ws,
+                "delivery_id": 0,
+                "connection": name,
+                "correlation_id": correlation,
+                "started_at": x.started_at,
+                "latency_ms": x.latency_ms,
+                "method": x.method,
+                "url": x.url,
+                "status": x.status,
+                "outcome": x.outcome,
+                "error": x.error,
+                "request_headers": orjson.dumps(x.request_headers).decode(),
+                "request_body": x.request_body,
+                "response_headers": orjson.dumps(x.response_headers).decode(),
+                "response_body": x.response_body,
+            }
+            for x in rec.exchanges
+        ]
+        next_state: dict[str, Any] = {
+            **(before if error is not None and not new_events else cursor.to_state()),
+            "polled_at": time.time(),
+            "last_error": error,
+            "items": len(incoming),
+        }
+        recorded = await self.db.write(
+            lambda c: save_round(c, ws, name, next_state, new_events, audit, key)
+        )
+        new = sum(1 for r in recorded if not r.duplicate)
+        if new and self.on_recorded is not None:
+            self.on_recorded()
+        if error:
+            log.warning("poll_error", connection=conn.limiter_key, stream=stream_name, error=error)
+        return PollResult(
+            items=len(incoming),
+            new_events=new,
+            duplicates=len(recorded) - new,
+            cursor=str(next_state.get("cursor")),
             error=error,
         )
 

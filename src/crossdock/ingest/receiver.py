@@ -7,6 +7,7 @@ acknowledged before it is committed; a duplicate is answered 200 and stored once
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -18,6 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from crossdock.ingest.signatures import SignatureError, verify
 from crossdock.runtime.registry import ConnectionRuntime, Registry
+from crossdock.sdk.errors import SignatureRejected
+from crossdock.sdk.webhooks import WebhookHandler
 from crossdock.store.database import Database
 from crossdock.store.events import NewEvent, content_key, record_events
 
@@ -81,14 +84,23 @@ class WebhookReceiver:
         """Handle one webhook; return (status, body, content type). ``headers`` have
         lower-case names."""
         conn = self.registry().connection(ws, name)
-        if conn is None or conn.inbound is None or conn.config.inbound is None:
+        handler: WebhookHandler | None = None
+        if conn is not None and not conn.is_http:
+            handler = conn.connector().webhooks
+        if conn is None or (
+            handler is None and (conn.inbound is None or conn.config.inbound is None)
+        ):
             self.rejected += 1
             return _problem(
                 404,
                 "Unknown webhook endpoint",
                 f"No connection '{name}' receiving webhooks in workspace '{ws}'.",
             )
-        limit = conn.config.inbound.max_body_bytes
+        if handler is not None:
+            limit = handler.max_body_bytes
+        else:
+            assert conn.config.inbound is not None
+            limit = conn.config.inbound.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             self.rejected += 1
@@ -108,6 +120,9 @@ class WebhookReceiver:
             if not message.get("more_body", False):
                 break
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if handler is not None:
+            return await self._receive_connector(ws, conn, handler, headers, raw)
+        assert conn.config.inbound is not None
         try:
             verify(conn.config.inbound.signature, headers, raw)
         except SignatureError as exc:
@@ -135,6 +150,80 @@ class WebhookReceiver:
             "duplicate": False,
             "deliveries": rec.deliveries,
             "correlation_id": new.correlation_id,
+        }
+        return 202, orjson.dumps(answer), _JSON
+
+    async def _receive_connector(
+        self,
+        ws: str,
+        conn: ConnectionRuntime,
+        handler: WebhookHandler,
+        headers: dict[str, str],
+        raw: bytes,
+    ) -> tuple[int, bytes, bytes]:
+        """A named connector's webhook: handshake, verify, parse, store, acknowledge."""
+        reply = handler.handshake(headers, raw)
+        if reply is not None:
+            return reply.status, orjson.dumps(reply.body), _JSON
+        try:
+            handler.verify(headers, raw)
+        except SignatureRejected as exc:
+            self.rejected += 1
+            return _problem(401, "Signature rejected", exc.reason)
+        try:
+            incoming = handler.parse(headers, raw)
+        except Exception as exc:
+            self.rejected += 1
+            return _problem(
+                422,
+                "Webhook not understood",
+                f"The {conn.config.connector} webhook could not be read: "
+                f"{type(exc).__name__}: {conn.redactor.text(str(exc))[:300]}",
+            )
+        if not incoming:
+            # A topic the hub does not use: acknowledged, nothing stored.
+            return 200, orjson.dumps({"events": [], "ignored": True}), _JSON
+        stored = conn.redactor.headers({k: v for k, v in headers.items() if k not in _DROP})
+        headers_json = orjson.dumps(stored).decode()
+        correlation = headers.get("x-correlation-id") or new_correlation_id()
+        now = time.time()
+        reg = self.registry()
+        news = []
+        for ev in incoming:
+            body = orjson.dumps(ev.record)
+            news.append(
+                NewEvent(
+                    workspace=ws,
+                    connection=conn.name,
+                    type=ev.type,
+                    record_key=ev.record_key,
+                    version=ev.version,
+                    dedup_key=(
+                        "id:" + ev.event_id
+                        if ev.event_id
+                        else content_key(ev.type, ev.record_key, ev.version, body)
+                    ),
+                    correlation_id=correlation,
+                    headers_json=headers_json,
+                    body_json=body.decode(),
+                    routes=reg.routes(ws, conn.name, ev.type),
+                    received_at=now,
+                )
+            )
+        recs = await asyncio.gather(*(self.db.write_batched(record_events, n) for n in news))
+        fresh = [r for r in recs if not r.duplicate]
+        if not fresh:
+            self.duplicates += 1
+            ids = [r.event_id for r in recs]
+            return 200, orjson.dumps({"event_ids": ids, "duplicate": True}), _JSON
+        self.received += 1
+        if self.on_recorded is not None and any(r.deliveries for r in fresh):
+            self.on_recorded()
+        answer = {
+            "event_ids": [r.event_id for r in recs],
+            "duplicate": False,
+            "deliveries": sum(r.deliveries for r in fresh),
+            "correlation_id": correlation,
         }
         return 202, orjson.dumps(answer), _JSON
 

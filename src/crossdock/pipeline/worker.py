@@ -29,10 +29,12 @@ from crossdock.connectors.http.outbound import CallResult, perform
 from crossdock.flows import MappingFailure
 from crossdock.flows.context import event_context
 from crossdock.flows.keys import idempotency_key
-from crossdock.pipeline.outcome import Outcome
+from crossdock.pipeline.outcome import Classified, Outcome
 from crossdock.pipeline.ratelimit import RateLimiter
 from crossdock.pipeline.retry import Policy, decide
-from crossdock.runtime.registry import Registry
+from crossdock.runtime.registry import ConnectionRuntime, Registry
+from crossdock.sdk.actions import ActionContext, run_action
+from crossdock.sdk.client import recording
 from crossdock.store.database import Database
 from crossdock.store.deliveries import Claimed, Settlement, claim, renew_leases, settle
 from crossdock.store.events import FlowRoute, NewEvent
@@ -240,7 +242,7 @@ class Worker:
             )
         action_conn = flow.action.connection
         target = reg.connection(c.workspace, action_conn)
-        if target is None or target.config.outbound is None:
+        if target is None or not target.can_write():
             s = self._settlement(c, "exception", None, "destination connection missing")
             s.exception = (
                 "config",
@@ -281,6 +283,10 @@ class Worker:
                 s.exception = (mf.category, mf.reason, mf.fix)
                 return s
             payload, path_params = rendered.body, dict(rendered.path_params)
+        if not target.is_http:
+            record = body if payload is None else payload
+            return await self._deliver_connector(c, flow, target, record, xref)
+        assert target.config.outbound is not None
         operation: str = flow.action.operation
         # A create checks the cross-reference first: the record exists there already.
         when_exists = target.config.outbound.operations[operation].when_exists
@@ -288,13 +294,7 @@ class Worker:
             operation = when_exists
         key = idempotency_key(action_conn, c.record_key, operation, c.version)
         path_params["xref"] = xref
-        limiter_key = target.limiter_key
-        if limiter_key not in self._configured:
-            rl = target.config.rate_limit
-            self.limiter.configure(
-                limiter_key, rl.per_second if rl else None, rl.burst if rl else None
-            )
-            self._configured.add(limiter_key)
+        limiter_key = self._limiter_key(target)
         await self.limiter.acquire(limiter_key)
         async with self._semaphore(limiter_key, target.config.concurrency):
             results = await perform(
@@ -311,21 +311,89 @@ class Worker:
                 external_id=target.external_id(operation),
             )
         self.stats.calls += len(results)
-        return self._settle_call(c, flow, target, results, operation, key)
-
-    def _settle_call(
-        self,
-        c: Claimed,
-        flow: Any,
-        target: Any,
-        results: list[CallResult],
-        operation: str,
-        key: str,
-    ) -> Settlement:
         last = results[-1]
-        cl = last.classified
-        now = time.time()
+        return self._settle(
+            c,
+            flow,
+            target,
+            last.classified,
+            self._rows(c, target, results),
+            last.external_id,
+            last.response_json,
+        )
+
+    def _limiter_key(self, target: ConnectionRuntime) -> str:
+        limiter_key = target.limiter_key
+        if limiter_key not in self._configured:
+            rl = target.config.rate_limit
+            self.limiter.configure(
+                limiter_key, rl.per_second if rl else None, rl.burst if rl else None
+            )
+            self._configured.add(limiter_key)
+        return limiter_key
+
+    async def _deliver_connector(
+        self, c: Claimed, flow: Any, target: ConnectionRuntime, record: Any, xref: str | None
+    ) -> Settlement:
+        """Deliver through a named connector's action (vendor client, SDK outcomes)."""
+        inst = target.connector()
+        operation: str = flow.action.operation
+        action = inst.actions.get(operation)
+        if action is None:
+            s = self._settlement(c, "exception", None, "action missing")
+            s.exception = (
+                "config",
+                f"Connector '{target.config.connector}' of connection '{target.name}' has no "
+                f"action '{operation}'.",
+                "Change the flow's action to one the connector offers, then retry.",
+            )
+            return s
+        # A create checks the cross-reference first: the record exists there already.
+        if xref and action.when_exists and action.when_exists in inst.actions:
+            action = inst.actions[action.when_exists]
+            operation = action.name
+        ctx = ActionContext(
+            record=record,
+            idempotency_key=idempotency_key(target.name, c.record_key, operation, c.version),
+            record_key=c.record_key,
+            version=c.version,
+            xref=xref,
+            event_type=c.event_type,
+            source_connection=c.connection,
+            correlation_id=c.correlation_id,
+        )
+        limiter_key = self._limiter_key(target)
+        await self.limiter.acquire(limiter_key)
+        async with self._semaphore(limiter_key, target.config.concurrency):
+            with recording() as rec:
+                cl, result = await run_action(action, ctx)
+        self.stats.calls += len(rec.exchanges)
         rows = [
+            {
+                "workspace": c.workspace,
+                "delivery_id": c.id,
+                "connection": target.name,
+                "correlation_id": c.correlation_id,
+                "started_at": x.started_at,
+                "latency_ms": x.latency_ms,
+                "method": x.method,
+                "url": x.url,
+                "status": x.status,
+                "outcome": x.outcome,
+                "error": x.error,
+                "request_headers": orjson.dumps(x.request_headers).decode(),
+                "request_body": x.request_body,
+                "response_headers": orjson.dumps(x.response_headers).decode(),
+                "response_body": x.response_body,
+            }
+            for x in rec.exchanges
+        ]
+        external_id = result.external_id if result is not None else None
+        follow = result.record if result is not None and result.record is not None else None
+        return self._settle(c, flow, target, cl, rows, external_id, follow)
+
+    def _rows(self, c: Claimed, target: Any, results: list[CallResult]) -> list[dict[str, Any]]:
+        return [
             {
                 "workspace": c.workspace,
                 "delivery_id": c.id,
@@ -345,15 +413,27 @@ class Worker:
             }
             for r in results
         ]
+
+    def _settle(
+        self,
+        c: Claimed,
+        flow: Any,
+        target: Any,
+        cl: Classified,
+        rows: list[dict[str, Any]],
+        external_id: str | None,
+        response_json: Any,
+    ) -> Settlement:
+        now = time.time()
         attempts = c.attempts + 1
         throttled = c.throttled + (1 if cl.outcome is Outcome.RATE_LIMITED else 0)
         if cl.outcome is Outcome.SUCCESS:
             s = self._settlement(c, "succeeded", cl.outcome.value, None)
             s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
-            if last.external_id:
-                s.xref = (c.connection, c.record_key, target.name, last.external_id)
+            if external_id:
+                s.xref = (c.connection, c.record_key, target.name, external_id)
             if flow.emit:
-                s.follow_up = self._follow_up(c, flow, target, last, operation)
+                s.follow_up = self._follow_up(c, flow, target, response_json)
             return s
         if cl.outcome is Outcome.RATE_LIMITED:
             self.limiter.pause(target.limiter_key, cl.retry_after or 1.0)
@@ -393,9 +473,7 @@ class Worker:
         s.next_attempt_at = decision.retry_at
         return s
 
-    def _follow_up(
-        self, c: Claimed, flow: Any, target: Any, last: CallResult, operation: str
-    ) -> NewEvent:
+    def _follow_up(self, c: Claimed, flow: Any, target: Any, response_json: Any) -> NewEvent:
         routes = [
             FlowRoute(f.name, f.options.ordering == "record", f.options.priority)
             for f in self.registry.flows_for(c.workspace, target.name, flow.emit)
@@ -409,7 +487,7 @@ class Worker:
             dedup_key=f"follow-up:{c.id}",
             correlation_id=c.correlation_id,
             headers_json="{}",
-            body_json=orjson.dumps(last.response_json).decode(),
+            body_json=orjson.dumps(response_json).decode(),
             routes=routes,
             origin="follow-up",
         )

@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -297,16 +298,73 @@ class PollConfig(_Model):
         return value
 
 
+class StreamOptions(_Model):
+    """A connector stream polled by the hub (backfill, or a vendor without webhooks)."""
+
+    interval_seconds: float | None = Field(default=None, gt=0)
+
+
+def _known_connector(value: str) -> str:
+    if value == "http":
+        return value
+    from crossdock.sdk.registry import available
+
+    names = available()
+    if value not in names:
+        choices = ["http", *sorted(names)]
+        raise PydanticCustomError(
+            "connector",
+            "{message}",
+            {
+                "message": f"unknown connector '{value}'" + did_you_mean(value, choices),
+                "expected": one_of(choices),
+            },
+        )
+    return value
+
+
 class ConnectionConfig(_Model):
-    """A connector configured with settings and credentials."""
+    """A connector configured with settings and credentials.
+
+    ``connector: http`` is the generic HTTP connector, configured by ``inbound``,
+    ``poll`` and ``outbound``. Any other connector (``shopify``, ``rest-wms`` ...) is
+    configured by its own typed ``settings``; ``streams`` names the connector streams
+    the hub polls.
+    """
 
     name: Id
-    connector: Literal["http"]
+    connector: Annotated[str, AfterValidator(_known_connector)]
     inbound: InboundConfig | None = None
     poll: PollConfig | None = None
     outbound: OutboundConfig | None = None
+    settings: dict[str, Any] | None = None
+    streams: dict[str, StreamOptions] = Field(default_factory=dict)
     rate_limit: RateLimitConfig | None = None
     concurrency: int = Field(default=16, ge=1)
+
+    _settings_model: Any = PrivateAttr(default=None)
+
+    @property
+    def is_http(self) -> bool:
+        """Whether this is the generic HTTP connector."""
+        return self.connector == "http"
+
+    def connector_settings(self) -> Any:
+        """The connector's validated settings model (raises ``ValidationError``)."""
+        if self.is_http:
+            return None
+        if self._settings_model is None:
+            from crossdock.sdk.registry import get_connector
+
+            model = get_connector(self.connector).settings_model
+            self._settings_model = model.model_validate(self.settings or {})
+        return self._settings_model
+
+    def _safe_settings(self) -> Any:
+        try:
+            return self.connector_settings()
+        except Exception:
+            return None
 
     def secret_values(self) -> list[str]:
         """Every secret string of this connection (for redaction), non-empty ones only."""
@@ -315,6 +373,9 @@ class ConnectionConfig(_Model):
     def public_dict(self) -> dict[str, Any]:
         """The settings with every secret replaced by ``"********"`` (safe to show)."""
         out: dict[str, Any] = _public(self.model_dump(mode="python"))
+        model = self._safe_settings()
+        if model is not None:
+            out["settings"] = _public(model.model_dump(mode="python"))
         return out
 
 
@@ -365,6 +426,11 @@ class Project(_Model):
 
 def _secrets_of(obj: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
     out: list[tuple[tuple[str, ...], str]] = []
+    if isinstance(obj, ConnectionConfig) and not obj.is_http:
+        model = obj._safe_settings()
+        if model is not None:
+            return _secrets_of(model, (*path, "settings"))
+        return out
     if isinstance(obj, SecretStr):
         out.append((path, obj.get_secret_value()))
     elif isinstance(obj, BaseModel):
@@ -446,9 +512,63 @@ def _plain(obj: Any) -> Any:
 Problem = tuple[Loc, str, str | None]
 
 
+def _connector_problems(cfg: ConnectionConfig) -> list[Problem]:
+    """A named connector's settings checked against its typed settings model."""
+    out: list[Problem] = []
+    for key in ("inbound", "poll", "outbound"):
+        if getattr(cfg, key) is not None:
+            out.append(
+                (
+                    (key,),
+                    f"connector '{cfg.connector}' is configured by 'settings', not '{key}'",
+                    "settings: {...} (see the connector's documentation)",
+                )
+            )
+    try:
+        cfg.connector_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ("settings", *(str(p) for p in err["loc"]))
+            msg = err["msg"]
+            if err["type"] == "missing":
+                msg = f"setting '{err['loc'][-1]}' is required by connector '{cfg.connector}'"
+            elif err["type"] == "extra_forbidden":
+                msg = f"unknown setting '{err['loc'][-1]}' for connector '{cfg.connector}'"
+            out.append((loc, msg, None))
+        return out
+    except Exception as exc:
+        out.append((("connector",), f"connector '{cfg.connector}' cannot be loaded: {exc}", None))
+        return out
+    if cfg.streams:
+        from crossdock.runtime.connectors import describe
+
+        known = describe(cfg).streams
+        for stream in cfg.streams:
+            if stream not in known:
+                out.append(
+                    (
+                        ("streams", stream),
+                        f"connector '{cfg.connector}' has no stream '{stream}'"
+                        + did_you_mean(stream, known),
+                        one_of(known) if known else "no streams",
+                    )
+                )
+    return out
+
+
 def _connection_problems(cfg: ConnectionConfig) -> list[Problem]:
     """What a connection's fields cannot say alone (relative locations)."""
     out: list[Problem] = []
+    if not cfg.is_http:
+        return _connector_problems(cfg)
+    if cfg.settings is not None or cfg.streams:
+        out.append(
+            (
+                ("settings",) if cfg.settings is not None else ("streams",),
+                "the 'http' connector is configured by 'inbound', 'poll' and 'outbound'",
+                "inbound / poll / outbound (or pick a named connector such as shopify)",
+            )
+        )
     if cfg.inbound is None and cfg.outbound is None and cfg.poll is None:
         out.append(
             (

@@ -131,6 +131,9 @@ class Hub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.worker is not None:
                 await self.worker.close()
+            from crossdock.runtime.connectors import close_http_clients
+
+            await close_http_clients()
             self.db.close()
 
     def asgi(self) -> ASGIApp:

@@ -7,6 +7,7 @@ compiled once. Lookups on the hot path are dictionary reads.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from crossdock.flows import Flow
 from crossdock.flows.expressions import compile_expression
 from crossdock.project.config import ConnectionConfig
+from crossdock.runtime.connectors import describe, instantiate
+from crossdock.sdk.connector import Connector
 from crossdock.security.redact import Redactor
 from crossdock.store.events import FlowRoute
 
@@ -58,6 +61,32 @@ class ConnectionRuntime:
     inbound: Inbound | None
     poll: Poll | None = None
     _external_ids: dict[str, Compiled | None] = field(default_factory=dict)
+    _connectors: dict[int, Connector] = field(default_factory=dict)
+
+    @property
+    def is_http(self) -> bool:
+        """Whether this is the generic HTTP connector (else a named connector)."""
+        return self.config.is_http
+
+    def connector(self) -> Connector:
+        """This connection's connector instance on the running event loop."""
+        loop = id(asyncio.get_running_loop())
+        inst = self._connectors.get(loop)
+        if inst is None:
+            inst = self._connectors[loop] = instantiate(self.config, self.redactor)
+        return inst
+
+    def can_receive(self) -> bool:
+        """Whether webhooks are received for this connection."""
+        if self.is_http:
+            return self.inbound is not None
+        return describe(self.config).webhooks
+
+    def can_write(self) -> bool:
+        """Whether flows can write to this connection."""
+        if self.is_http:
+            return self.config.outbound is not None
+        return bool(describe(self.config).actions)
 
     @property
     def limiter_key(self) -> str:
