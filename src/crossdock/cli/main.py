@@ -548,6 +548,82 @@ def sandbox_sink(
     )
 
 
+connections_app = typer.Typer(help="Connections of the project.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
+
+
+@app.command("connectors")
+def connectors_cmd() -> None:
+    """List the installed connectors: kind, vendor API version and its sunset."""
+    from crossdock.cli.connectors import list_connectors
+
+    list_connectors(console)
+
+
+@connections_app.command("test")
+def connections_test(project: ProjectOpt = Path("."), workspace: WorkspaceOpt = None) -> None:
+    """Call each connection's system once with its credentials and say what worked."""
+    from crossdock.cli.connectors import test_connections
+
+    proj = _load_project(project)
+    failures = test_connections(console, proj, workspace)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Project folder for the demo (written once).")
+    ] = Path("crossdock-demo"),
+    rate: Annotated[float, typer.Option(help="Orders per second to place.")] = 2.0,
+    orders: Annotated[int, typer.Option(help="Stop after this many orders (0: no limit).")] = 0,
+    duration: Annotated[float, typer.Option(help="Stop after these seconds (0: Ctrl-C).")] = 0.0,
+    port: Annotated[int, typer.Option(help="The hub's port.")] = 8080,
+    failures: Annotated[
+        float, typer.Option(help="Share of orders designed to fail for business reasons.")
+    ] = 0.06,
+    pick_delay: Annotated[float, typer.Option(help="Warehouse pick-and-pack seconds.")] = 1.0,
+    duplicates: Annotated[
+        float, typer.Option(help="Share of webhooks the sandboxes send twice.")
+    ] = 0.05,
+    drain: Annotated[
+        float, typer.Option(help="Seconds to let the chain finish at the end.")
+    ] = 60.0,
+    live: Annotated[bool, typer.Option(help="Live table (else a line every 5 s).")] = True,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty project folder.")] = False,
+) -> None:
+    """Run the order-to-cash chain: Shopify, a WMS, ShipEngine and Odoo sandboxes and the
+    hub on SQLite, with generated orders and a live summary. Ctrl-C stops it."""
+    from crossdock.demo.run import DemoOptions, prepare_project, run_demo
+
+    prepare_project(directory.resolve(), fresh=fresh)
+    opts = DemoOptions(
+        directory=directory,
+        rate=rate,
+        orders=orders,
+        duration=duration,
+        port=port,
+        failure_share=failures,
+        pick_delay=pick_delay,
+        duplicates=duplicates,
+        drain=drain,
+        live=live,
+    )
+    result = run_demo(opts, console)
+    if result.get("complete", 0) == 0:
+        raise typer.Exit(1)
+
+
+def _register_sandboxes() -> None:
+    from crossdock.cli.sandbox import register
+
+    register(sandbox_app)
+
+
+_register_sandboxes()
+
+
 @app.command()
 def bench(
     database: Annotated[str, typer.Option(help="sqlite, postgresql, or both")] = "sqlite",

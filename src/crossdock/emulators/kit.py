@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,8 +34,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "Fault",
-    "Faults",
     "FaultMiddleware",
+    "Faults",
     "WebhookDelivery",
     "WebhookSender",
     "control_routes",
@@ -69,6 +70,22 @@ class Fault:
         methods = data.get("methods") or ()
         if isinstance(methods, str):
             methods = (methods,)
+        if not isinstance(methods, list | tuple) or not all(isinstance(m, str) for m in methods):
+            raise ValueError(f"'methods' must be a list of HTTP methods, got {methods!r}")
+        try:
+            return cls._build(fid, data, kind, status, methods)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid fault: {exc}") from None
+
+    @classmethod
+    def _build(
+        cls,
+        fid: int,
+        data: Mapping[str, Any],
+        kind: str,
+        status: Any,
+        methods: tuple[str, ...] | list[str],
+    ) -> Fault:
         return cls(
             id=fid,
             status=status,
@@ -165,7 +182,8 @@ class FaultMiddleware:
                 return
         headers: dict[str, str] = {}
         if rule.retry_after is not None:
-            headers["Retry-After"] = str(int(rule.retry_after) if rule.retry_after >= 1 else 1)
+            # Whole seconds, rounded up: a client honouring it never comes back early.
+            headers["Retry-After"] = str(max(0, math.ceil(rule.retry_after)))
         status = rule.status or 503
         response = JSONResponse(
             {"errors": f"injected fault {rule.id}: HTTP {status}"}, status, headers=headers
@@ -273,6 +291,12 @@ class WebhookSender:
         if self._client is not None:
             await self._client.aclose()
 
+    def forget(self) -> None:
+        """Cancel pending deliveries and forget every delivery (``/_emulator/reset``)."""
+        for t in list(self._tasks):
+            t.cancel()
+        self.deliveries.clear()
+
     def summary(self) -> list[dict[str, Any]]:
         """The deliveries as JSON (newest last)."""
         return [
@@ -305,7 +329,9 @@ def control_routes(
             return JSONResponse({"faults": []})
         try:
             data = await request.json()
-            rule = faults.add(data if isinstance(data, dict) else {})
+            if not isinstance(data, dict):
+                raise ValueError('a fault is a JSON object, e.g. {"status": 503}')
+            rule = faults.add(data)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse(rule.to_dict(), 201)
@@ -321,6 +347,8 @@ def control_routes(
         if result is not None:
             await result
         faults.clear()
+        if webhooks is not None:
+            webhooks.forget()
         return JSONResponse({"reset": True})
 
     return [

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from crossdock.pipeline.outcome import Classified, Outcome
-from crossdock.sdk.errors import ActionRefused, VendorError
+from crossdock.sdk.errors import ActionRefused, ConnectorError, VendorError
 
 __all__ = ["Action", "ActionContext", "ActionResult", "run_action"]
 
@@ -91,7 +91,7 @@ async def run_action(action: Action, ctx: ActionContext) -> tuple[Classified, Ac
             return err.classified, None
         try:
             found = await action.lookup(ctx)
-        except VendorError:
+        except ConnectorError:  # the check itself failed: still uncertain
             return err.classified, None
         if found is not None:
             found.verified = True

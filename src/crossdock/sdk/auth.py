@@ -29,6 +29,7 @@ __all__ = [
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
     "Token",
+    "TokenRequestFailed",
 ]
 
 
@@ -71,6 +72,13 @@ class HmacRequestSigner(httpx.Auth):
             digest.hex() if self.encoding == "hex" else base64.b64encode(digest).decode()
         )
         yield request
+
+
+class TokenRequestFailed(httpx.HTTPStatusError):
+    """The token endpoint did not issue a token (non-200, or no ``access_token``).
+
+    A subclass of ``httpx.HTTPStatusError`` carrying the token endpoint's response; the
+    vendor client classifies it (4xx: permanent ``auth``; 5xx, 429: retry)."""
 
 
 @dataclass
@@ -123,16 +131,32 @@ class _OAuth2(httpx.Auth):
 
     def _update(self, response: httpx.Response) -> None:
         if response.status_code != 200:
-            raise httpx.HTTPStatusError(
+            raise TokenRequestFailed(
                 f"token endpoint answered HTTP {response.status_code}",
                 request=response.request,
                 response=response,
             )
-        data: dict[str, Any] = response.json()
-        expires_in = float(data.get("expires_in") or self.default_expires_in)
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        access = data.get("access_token")
+        try:
+            expires_in = float(data.get("expires_in") or self.default_expires_in)
+        except (TypeError, ValueError):
+            expires_in = self.default_expires_in
+        if not isinstance(access, str) or not access:
+            # A 200 without a usable token: as much a refusal as a 4xx.
+            raise TokenRequestFailed(
+                "token endpoint answered without an access_token",
+                request=response.request,
+                response=response,
+            )
         # Refresh before expiry: at the margin, or at half-life for short-lived tokens.
         lead = min(self.margin, expires_in / 2)
-        self.token = Token(str(data["access_token"]), self.clock() + expires_in - lead)
+        self.token = Token(access, self.clock() + expires_in - lead)
         self.refreshes += 1
         self.on_token(data)
 
@@ -147,18 +171,21 @@ class _OAuth2(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self._due():
             async with self._lock:
-                if self._due():
+                if self._due():  # another request may have refreshed while we waited
                     token_response = yield self._build_token_request()
                     await token_response.aread()
                     self._update(token_response)
+        used = self.token
         self._apply(request)
         response = yield request
         if response.status_code == 401:
-            # Revoked early: one fresh token, one more try.
+            # Revoked early: one fresh token, one more try. Requests that failed with the
+            # same token share one refresh.
             async with self._lock:
-                token_response = yield self._build_token_request()
-                await token_response.aread()
-                self._update(token_response)
+                if self.token is used:
+                    token_response = yield self._build_token_request()
+                    await token_response.aread()
+                    self._update(token_response)
             self._apply(request)
             yield request
 
@@ -170,14 +197,24 @@ class _OAuth2(httpx.Auth):
             token_response.read()
             self._update(token_response)
         self._apply(request)
-        yield request
+        response = yield request
+        if response.status_code == 401:
+            token_response = yield self._build_token_request()
+            token_response.read()
+            self._update(token_response)
+            self._apply(request)
+            yield request
 
 
 class OAuth2ClientCredentials(_OAuth2):
     """OAuth2 ``client_credentials`` grant (Shopify custom apps, Amazon grantless)."""
 
     def __init__(
-        self, token_url: str, client_id: str, client_secret: str, scope: str | None = None,
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(token_url, **kwargs)
@@ -200,7 +237,11 @@ class OAuth2RefreshToken(_OAuth2):
     """OAuth2 ``refresh_token`` grant (Amazon LWA); keeps a rotated refresh token."""
 
     def __init__(
-        self, token_url: str, client_id: str, client_secret: str, refresh_token: str,
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(token_url, **kwargs)

@@ -24,6 +24,7 @@ import httpx
 import orjson
 
 from crossdock.pipeline.outcome import Classified, Outcome, classify_error, classify_response
+from crossdock.sdk.auth import TokenRequestFailed
 from crossdock.sdk.errors import VendorError
 from crossdock.sdk.ratelimits import RateModel, Unlimited
 from crossdock.security.redact import Redactor
@@ -95,6 +96,12 @@ class VendorResponse:
 Classify = Callable[[httpx.Response, Any, str], Classified]
 
 
+def _flat(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(x) for x in value)
+    return str(value)
+
+
 def _detail(body: Any) -> str:
     if isinstance(body, dict):
         for key in ("message", "detail", "error_description", "error", "errors"):
@@ -103,6 +110,9 @@ def _detail(body: Any) -> str:
                 return v[:300]
             if isinstance(v, dict) and isinstance(v.get("message"), str):
                 return str(v["message"])[:300]
+            if isinstance(v, dict) and v:
+                # {"errors": {"title": ["can't be blank"]}} (Shopify REST 422)
+                return "; ".join(f"{k}: {_flat(x)}" for k, x in v.items())[:300]
             if isinstance(v, list) and v:
                 first = v[0]
                 if isinstance(first, dict):
@@ -113,7 +123,38 @@ def _detail(body: Any) -> str:
 
 def default_classify(response: httpx.Response, body: Any, connection: str) -> Classified:
     """HTTP status first (the hub's shared rules), with the vendor's message as detail."""
-    return classify_response(response.status_code, response.headers, connection, _detail(body))
+    detail = _detail(body)
+    # A plain-text error ("Invalid SKU") is the vendor's message too; HTML is not.
+    if (
+        not detail
+        and body is None
+        and not response.is_success
+        and response.headers.get("content-type", "").startswith("text/plain")
+    ):
+        detail = response.text.strip()[:300]
+    return classify_response(response.status_code, response.headers, connection, detail)
+
+
+def _token_failure(exc: httpx.HTTPStatusError, connection: str) -> Classified:
+    """The token endpoint (OAuth2) refused or failed: classify by its answer."""
+    response = exc.response
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    cl = classify_response(response.status_code, response.headers, connection, _detail(body))
+    if cl.outcome in (Outcome.RETRYABLE, Outcome.RATE_LIMITED) or not isinstance(
+        exc, TokenRequestFailed
+    ):
+        return cl
+    where = f"'{connection}'"
+    said = f" It said: {_detail(body)}" if _detail(body) else ""
+    return Classified(
+        Outcome.PERMANENT,
+        "auth",
+        f"{where} refused to issue an access token ({exc}).{said}",
+        f"Update the credentials of connection {where}, then retry the delivery.",
+    )
 
 
 def _truncate(data: bytes) -> str:
@@ -178,6 +219,10 @@ class VendorClient:
         if content is not None:
             hdrs["Content-Type"] = "application/json"
         url = self.url(path)
+        if params:
+            # Merged into the query the path already has (a Link header's next URL):
+            # httpx would otherwise replace that query with ``params``.
+            url = str(httpx.URL(url).copy_merge_params(dict(params)))
         started, t0 = time.time(), time.perf_counter()
         self.calls += 1
         response: httpx.Response | None = None
@@ -188,7 +233,6 @@ class VendorClient:
                 url,
                 content=content,
                 data=data,
-                params=params,
                 headers=hdrs,
                 auth=self.auth if self.auth is not None else httpx.USE_CLIENT_DEFAULT,
                 timeout=self.timeout,
@@ -200,6 +244,10 @@ class VendorClient:
                     body = None
             self.rate.after(endpoint, response, body)
             cl = (classify or self.classify)(response, body, self.connection)
+        except httpx.HTTPStatusError as exc:
+            # An auth flow's token request failed (TokenRequestFailed), or a hook raised
+            # for a status: classify by that answer.
+            cl = _token_failure(exc, self.connection)
         except httpx.HTTPError as exc:
             cl = classify_error(exc, self.connection)
         latency = (time.perf_counter() - t0) * 1000
@@ -239,7 +287,7 @@ class VendorClient:
                 latency_ms=latency,
                 started_at=started,
                 outcome=cl.outcome.value,
-                error=None if cl.outcome is Outcome.SUCCESS else cl.reason,
+                error=None if cl.outcome is Outcome.SUCCESS else red.value(cl.reason),
                 request_headers=red.headers(sent),
                 request_body=red.text(_truncate(content or b"")),
                 response_headers=red.headers(dict(response.headers)) if response else {},

@@ -36,7 +36,7 @@ from crossdock.sdk.streams import Stream
 from crossdock.sdk.webhooks import WebhookHandler
 from crossdock.security.redact import Redactor
 
-__all__ = ["Connector", "SUNSET_WARNING_DAYS"]
+__all__ = ["SUNSET_WARNING_DAYS", "Connector"]
 
 SUNSET_WARNING_DAYS = 90
 

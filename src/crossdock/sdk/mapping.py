@@ -83,7 +83,7 @@ class LookupTable:
     """
 
     def __init__(
-        self, name: str, entries: Mapping[str, Any], *, default: Any = None, what: str = "value"
+        self, name: str, entries: Mapping[Any, Any], *, default: Any = None, what: str = "value"
     ) -> None:
         self.name = name
         self.entries = {str(k): v for k, v in entries.items()}

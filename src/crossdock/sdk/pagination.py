@@ -106,8 +106,8 @@ class CursorPaginator:
         if self.has_more_path is not None and not dig(response.body, self.has_more_path):
             return None
         cursor = dig(response.body, self.cursor_path)
-        if cursor in (None, ""):
-            return None
+        if cursor in (None, "") or cursor == params.get(self.param):
+            return None  # done, or the vendor repeats the cursor (would loop)
         return NextRequest(None, {**params, self.param: cursor})
 
 
@@ -196,8 +196,8 @@ class NextTokenPaginator:
         self, response: VendorResponse, items: list[Any], params: Mapping[str, Any]
     ) -> NextRequest | None:
         token = dig(response.body, self.token_path)
-        if not token:
-            return None
+        if not token or token == params.get(self.param):
+            return None  # done, or the vendor repeats the token (would loop)
         kept = {k: params[k] for k in self.keep_params if k in params}
         return NextRequest(None, {**kept, self.param: token})
 

@@ -46,6 +46,12 @@ class RateModel(Protocol):
         ...
 
 
+def _pause_for(response: httpx.Response) -> float:
+    """Seconds a 429 asks us to wait (``Retry-After``; 1 s when it does not say)."""
+    wait = parse_retry_after(response.headers.get("retry-after"))
+    return 1.0 if wait is None else wait
+
+
 class Unlimited:
     """No limit known; still honours ``Retry-After`` on 429."""
 
@@ -60,9 +66,7 @@ class Unlimited:
 
     def after(self, endpoint: str, response: httpx.Response, body: Any) -> None:
         if response.status_code == 429:
-            self.paused_until = self.clock() + (
-                parse_retry_after(response.headers.get("retry-after")) or 1.0
-            )
+            self.paused_until = self.clock() + _pause_for(response)
 
     def headroom(self) -> float:
         return 0.0 if self.paused_until > self.clock() else 1.0
@@ -101,9 +105,9 @@ class LeakyBucket:
         """Seconds to wait before a call of ``cost`` fits (0 if it fits now)."""
         self._leak()
         wait = max(0.0, self.paused_until - self.clock())
-        over = self.level + cost - self.capacity
+        over = self.level + min(cost, self.capacity) - self.capacity
         if over > 0:
-            wait = max(wait, over / self.leak_rate)
+            wait = max(wait, over / self.leak_rate if self.leak_rate > 0 else 1.0)
         return wait
 
     async def before(self, endpoint: str, cost: float = 1.0) -> None:
@@ -126,9 +130,7 @@ class LeakyBucket:
                     pass
         if response.status_code == 429:
             self.level = self.capacity
-            self.paused_until = self.clock() + (
-                parse_retry_after(response.headers.get("retry-after")) or 1.0
-            )
+            self.paused_until = self.clock() + _pause_for(response)
 
     def headroom(self) -> float:
         self._leak()
@@ -156,9 +158,7 @@ class CostBucket:
 
     def _restore(self) -> None:
         now = self.clock()
-        self.available = min(
-            self.maximum, self.available + (now - self.stamp) * self.restore_rate
-        )
+        self.available = min(self.maximum, self.available + (now - self.stamp) * self.restore_rate)
         self.stamp = now
 
     def delay(self, cost: float) -> float:
@@ -167,7 +167,7 @@ class CostBucket:
         wait = max(0.0, self.paused_until - self.clock())
         short = min(cost, self.maximum) - self.available
         if short > 0:
-            wait = max(wait, short / self.restore_rate)
+            wait = max(wait, short / self.restore_rate if self.restore_rate > 0 else 1.0)
         return wait
 
     async def before(self, endpoint: str, cost: float = 1.0) -> None:
@@ -180,13 +180,16 @@ class CostBucket:
 
     def observe(self, cost: Mapping[str, Any]) -> None:
         """Take a GraphQL ``extensions.cost`` object as the vendor's truth."""
-        status = cost.get("throttleStatus") or {}
+        status = cost.get("throttleStatus")
+        if not isinstance(status, Mapping):
+            return
         try:
-            self.maximum = float(status.get("maximumAvailable", self.maximum))
-            self.available = float(status.get("currentlyAvailable", self.available))
-            self.restore_rate = float(status.get("restoreRate", self.restore_rate)) or 1.0
+            maximum = float(status.get("maximumAvailable", self.maximum))
+            available = float(status.get("currentlyAvailable", self.available))
+            restore_rate = float(status.get("restoreRate", self.restore_rate)) or 1.0
         except (TypeError, ValueError):
             return
+        self.maximum, self.available, self.restore_rate = maximum, available, restore_rate
         self.stamp = self.clock()
 
     def after(self, endpoint: str, response: httpx.Response, body: Any) -> None:
@@ -201,9 +204,7 @@ class CostBucket:
             ):
                 self.throttled += 1
         if response.status_code == 429:
-            self.paused_until = self.clock() + (
-                parse_retry_after(response.headers.get("retry-after")) or 1.0
-            )
+            self.paused_until = self.clock() + _pause_for(response)
 
     def headroom(self) -> float:
         self._restore()

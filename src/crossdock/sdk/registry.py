@@ -33,9 +33,10 @@ BUILTIN: dict[str, str] = {
 def load_object(ref: str) -> object:
     """Import ``module:attribute``."""
     module, _, attr = ref.partition(":")
-    obj: object = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj: object = importlib.import_module(module.strip())
+    for part in attr.strip().split("."):
+        if part:
+            obj = getattr(obj, part)
     return obj
 
 

@@ -24,6 +24,8 @@ __all__ = ["Cursor", "Stream"]
 
 
 def _as_time(value: str) -> datetime | None:
+    if value.isdigit():
+        return None  # a sequence number ("20240115" would parse as a date)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -38,6 +40,14 @@ def _later(a: str, b: str) -> bool:
     if a.isdigit() and b.isdigit():
         return int(a) > int(b)
     return a > b
+
+
+def _same(a: str, b: str) -> bool:
+    """The same position, also when written differently (``+00:00`` and ``Z``)."""
+    if a == b:
+        return True
+    ta, tb = _as_time(a), _as_time(b)
+    return ta is not None and tb is not None and ta == tb
 
 
 @dataclass
@@ -59,7 +69,12 @@ class Cursor:
 
     def seen(self, position: str | None, item_id: str | None) -> bool:
         """Whether an item at ``position`` was already taken at the boundary."""
-        return position == self.value and item_id is not None and item_id in self.seen_at_value
+        return (
+            position is not None
+            and item_id is not None
+            and _same(position, self.value)
+            and item_id in self.seen_at_value
+        )
 
     def advance(self, position: str | None, item_id: str | None = None) -> None:
         """Move forward to ``position`` (never back); remember ids at the boundary."""
@@ -68,7 +83,7 @@ class Cursor:
         if _later(position, self.value):
             self.value = position
             self.seen_at_value = [item_id] if item_id else []
-        elif position == self.value and item_id and item_id not in self.seen_at_value:
+        elif _same(position, self.value) and item_id and item_id not in self.seen_at_value:
             self.seen_at_value.append(item_id)
             del self.seen_at_value[:-200]
 

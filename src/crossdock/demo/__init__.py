@@ -1,0 +1,1 @@
+"""``crossdock demo``: the order-to-cash chain running against the four sandbox systems."""
