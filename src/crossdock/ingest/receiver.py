@@ -166,6 +166,7 @@ class WebhookReceiver:
         if reply is not None:
             return reply.status, orjson.dumps(reply.body), _JSON
         try:
+            await handler.prepare(headers, raw)
             handler.verify(headers, raw)
         except SignatureRejected as exc:
             self.rejected += 1

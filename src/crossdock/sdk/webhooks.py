@@ -2,6 +2,7 @@
 
 The hub's receiver calls, in order: :meth:`WebhookHandler.handshake` (a ping that must
 be answered 200 and is not an event, e.g. WooCommerce's ``webhook_id=N``),
+:meth:`WebhookHandler.prepare` (async: fetch rotated keys),
 :meth:`WebhookHandler.verify` (signature and required headers, constant-time; raise
 :class:`~crossdock.sdk.errors.SignatureRejected`), then :meth:`WebhookHandler.parse`.
 Only after the events are committed does the vendor get its 2xx.
@@ -66,6 +67,10 @@ class WebhookHandler:
     def handshake(self, headers: Mapping[str, str], raw: bytes) -> WebhookReply | None:
         """A reply for a ping/handshake that is not an event; ``None`` for real events."""
         return None
+
+    async def prepare(self, headers: Mapping[str, str], raw: bytes) -> None:
+        """Fetch what :meth:`verify` needs without blocking (e.g. a vendor's rotated
+        public keys); called by the receiver before ``verify``. Default: nothing."""
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> None:
         """Raise :class:`SignatureRejected` unless the delivery is authentic."""

@@ -103,6 +103,14 @@ class ShipEngineWebhooks(WebhookHandler):
             key = KEYS.get(url, kid)
         return key
 
+    async def prepare(self, headers: Mapping[str, str], raw: bytes) -> None:
+        """Fetch the JWKS (without blocking the loop) when the key id is not cached."""
+        kid = headers.get(KEY_ID)
+        url = self.connector.jwks_url
+        # At most one fetch per 10 s: unknown key ids must not make us hammer the JWKS.
+        if kid and KEYS.get(url, kid) is None and not KEYS.fresh(url, 10.0):
+            await self.connector.refresh_keys(quiet=True, force=True)
+
     def verify(self, headers: Mapping[str, str], raw: bytes) -> None:
         kid = headers.get(KEY_ID)
         given = headers.get(SIGNATURE)
