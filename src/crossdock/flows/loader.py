@@ -10,7 +10,7 @@ from crossdock.flows.flow import Flow, parse_flow
 from crossdock.project.yamlsrc import ConfigError, ConfigIssue, display_path, one_of
 
 if TYPE_CHECKING:
-    from crossdock.project.config import Project
+    from crossdock.project.config import ConnectionConfig, Project
 
 __all__ = ["load_flows"]
 
@@ -78,6 +78,17 @@ def _duplicates(flows: list[Flow]) -> list[ConfigIssue]:
     return out
 
 
+def _connector_feeds(conn: ConnectionConfig) -> bool:
+    """Whether a named connector's connection produces events (webhooks or streams)."""
+    from crossdock.runtime.connectors import describe
+
+    try:
+        d = describe(conn)
+    except Exception:
+        return True  # its own problems are reported with the project file
+    return d.webhooks or bool(conn.streams)
+
+
 def _unfed_triggers(flows: list[Flow], project: Project) -> list[ConfigIssue]:
     out: list[ConfigIssue] = []
     for fl in flows:
@@ -86,6 +97,8 @@ def _unfed_triggers(flows: list[Flow], project: Project) -> list[ConfigIssue]:
             continue
         conn = ws.connections.get(fl.trigger.connection)
         if conn is None or conn.inbound is not None or conn.poll is not None:
+            continue
+        if not conn.is_http and _connector_feeds(conn):
             continue
         fed = any(
             other.workspace == fl.workspace
@@ -103,7 +116,9 @@ def _unfed_triggers(flows: list[Flow], project: Project) -> list[ConfigIssue]:
                 col,
                 f"connection '{conn.name}' receives no webhooks (it has no 'inbound' "
                 "settings) and no flow emits a matching event on it",
-                one_of(n for n, c in ws.connections.items() if c.inbound or c.poll)
+                one_of(
+                    n for n, c in ws.connections.items() if c.inbound or c.poll or not c.is_http
+                )
                 + " (or a flow with 'emit:' whose action is on this connection)",
                 "trigger.connection",
             )
