@@ -12,14 +12,14 @@ from crossdock.emulators.catalog import CATALOG
 __all__ = ["FAILURE_KINDS", "OrderSpec", "make_order"]
 
 _NAMES = [
-    ("Ayşe", "Yılmaz", "Istanbul", "34000", "TR", "Bağdat Cd. 12"),  # noqa: RUF001
-    ("Jonas", "Becker", "Berlin", "10115", "DE", "Invalidenstr. 7"),
-    ("Chloé", "Martin", "Lyon", "69002", "FR", "12 Rue de la République"),
-    ("Emma", "Jansen", "Rotterdam", "3011", "NL", "Coolsingel 40"),
-    ("Liam", "Walsh", "Dublin", "D02 X285", "IE", "5 Grafton St"),
-    ("Sofia", "Rossi", "Milano", "20121", "IT", "Via Dante 3"),
-    ("Noah", "Smith", "Austin", "78701", "US", "600 Congress Ave"),
-    ("Mia", "Novak", "Praha", "11000", "CZ", "Národní 10"),
+    ("Ayşe", "Yılmaz", "Istanbul", "34000", "TR", "Bağdat Cd. 12", "34"),  # noqa: RUF001
+    ("Jonas", "Becker", "Berlin", "10115", "DE", "Invalidenstr. 7", "BE"),
+    ("Chloé", "Martin", "Lyon", "69002", "FR", "12 Rue de la République", "ARA"),
+    ("Emma", "Jansen", "Rotterdam", "3011", "NL", "Coolsingel 40", "ZH"),
+    ("Liam", "Walsh", "Dublin", "D02 X285", "IE", "5 Grafton St", "D"),
+    ("Sofia", "Rossi", "Milano", "20121", "IT", "Via Dante 3", "MI"),
+    ("Noah", "Smith", "Austin", "78701", "US", "600 Congress Ave", "TX"),
+    ("Olivia", "Brown", "Toronto", "M5H 2N2", "CA", "100 Queen St W", "ON"),
 ]
 
 FAILURE_KINDS = ("unknown_sku", "no_postal_code", "too_heavy")
@@ -39,7 +39,10 @@ class OrderSpec:
 
 def make_order(rng: random.Random, n: int, failure: str | None = None) -> OrderSpec:
     """Order ``n`` (``failure``: one of :data:`FAILURE_KINDS` or None)."""
-    first, last, city, postal, country, street = rng.choice(_NAMES)
+    first, last, city, postal, country, street, province = rng.choice(_NAMES)
+    if failure == "no_postal_code":
+        # Where every carrier and warehouse needs one.
+        first, last, city, postal, country, street, province = _NAMES[6]
     lines = [
         {"sku": item.sku, "quantity": rng.randint(1, 3)}
         for item in rng.sample(_SELLABLE, rng.randint(1, 3))
@@ -51,6 +54,7 @@ def make_order(rng: random.Random, n: int, failure: str | None = None) -> OrderS
         "city": city,
         "zip": postal,
         "country_code": country,
+        "province_code": province,
         "phone": "+1 512 555 01" + f"{n % 100:02d}",
     }
     if failure == "unknown_sku":

@@ -270,14 +270,16 @@ def _drain(
     expected = gen.placed - sum(gen.failures.values())
     deadline = time.monotonic() + opts.drain
     counts = read_counts(sandbox)
+    best, done_at = counts.complete, time.monotonic()
     while time.monotonic() < deadline:
         counts = read_counts(sandbox)
+        if counts.complete > best:
+            best, done_at = counts.complete, time.monotonic()
         hub = _hub_counts(project)
         if counts.complete >= expected and hub.get("in_progress", 1) == 0:
             break
-        time.sleep(0.5)
-    done_at = counts.last_complete_at or time.monotonic()
-    elapsed = max(1e-6, (done_at if counts.last_complete_at else time.monotonic()) - started)
+        time.sleep(0.25)
+    elapsed = max(1e-6, done_at - started)
     hub = _hub_counts(project)
     return {
         "placed": gen.placed,

@@ -37,6 +37,9 @@ SANDBOX_SECRETS: dict[str, str] = {
 the environment like any real credential)."""
 
 
+SHOP_DOMAIN = "acme-apparel.myshopify.com"
+
+
 def _options(connection: str, hub_url: str, workspace: str) -> dict[str, Any]:
     hook = f"{hub_url}/hooks/{workspace}/{connection}"
     s = SANDBOX_SECRETS
@@ -47,6 +50,7 @@ def _options(connection: str, hub_url: str, workspace: str) -> dict[str, Any]:
             "webhook_secret": s["SHOPIFY_CLIENT_SECRET"],
             "client_secret": s["SHOPIFY_CLIENT_SECRET"],
             "access_token": s["SHOPIFY_ACCESS_TOKEN"],
+            "shop": SHOP_DOMAIN,
         },
         "wms": {
             **common,

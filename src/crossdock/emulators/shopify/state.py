@@ -313,19 +313,22 @@ class ShopifyEmulator:
         customer = spec.get("customer") or {}
         first = customer.get("first_name") or ship_to.get("first_name") or "Ada"
         last = customer.get("last_name") or ship_to.get("last_name") or "Buyer"
+        # A given address is kept as given (a missing field stays missing, as a buyer's
+        # typo would); only an order without any address gets a sandbox one.
+        given = bool(ship_to)
         address = {
             "first_name": first,
             "last_name": last,
             "name": ship_to.get("name") or f"{first} {last}",
             "company": ship_to.get("company"),
-            "address1": ship_to.get("address1") or "1 Dock Street",
+            "address1": ship_to.get("address1") or (None if given else "1 Dock Street"),
             "address2": ship_to.get("address2"),
-            "city": ship_to.get("city") or "Springfield",
+            "city": ship_to.get("city") or (None if given else "Springfield"),
             "province": ship_to.get("province"),
-            "province_code": ship_to.get("province_code"),
-            "zip": ship_to.get("zip") or "12345",
+            "province_code": ship_to.get("province_code") or (None if given else "IL"),
+            "zip": ship_to.get("zip") or (None if given else "62701"),
             "country": ship_to.get("country"),
-            "country_code": ship_to.get("country_code") or "US",
+            "country_code": ship_to.get("country_code") or (None if given else "US"),
             "phone": ship_to.get("phone"),
         }
         financial = str(spec.get("financial_status") or "paid")
