@@ -591,12 +591,21 @@ def demo(
         float, typer.Option(help="Seconds to let the chain finish at the end.")
     ] = 60.0,
     live: Annotated[bool, typer.Option(help="Live table (else a line every 5 s).")] = True,
+    shopify_plan: Annotated[
+        str, typer.Option(help="Shopify API limits: standard, advanced or plus.")
+    ] = "standard",
+    carrier_rpm: Annotated[
+        int, typer.Option(help="ShipEngine API limit, requests per minute.")
+    ] = 200,
     fresh: Annotated[bool, typer.Option(help="Start from an empty project folder.")] = False,
 ) -> None:
     """Run the order-to-cash chain: Shopify, a WMS, ShipEngine and Odoo sandboxes and the
     hub on SQLite, with generated orders and a live summary. Ctrl-C stops it."""
     from crossdock.demo.run import DemoOptions, prepare_project, run_demo
+    from crossdock.demo.sandbox import SHOPIFY_PLANS
 
+    if shopify_plan not in SHOPIFY_PLANS:
+        raise fail(f"unknown Shopify plan '{shopify_plan}': expected {', '.join(SHOPIFY_PLANS)}")
     prepare_project(directory.resolve(), fresh=fresh)
     opts = DemoOptions(
         directory=directory,
@@ -609,6 +618,8 @@ def demo(
         duplicates=duplicates,
         drain=drain,
         live=live,
+        shopify_plan=shopify_plan,
+        carrier_rpm=carrier_rpm,
     )
     result = run_demo(opts, console)
     if result.get("complete", 0) == 0:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from crossdock.demo.chain import ChainCounts, read_counts
 from crossdock.demo.generator import FAILURE_KINDS, make_order
-from crossdock.demo.sandbox import Sandbox, running_sandbox
+from crossdock.demo.sandbox import SHOPIFY_PLANS, Sandbox, running_sandbox
 from crossdock.testing.processes import Proc, crossdock, wait_http
 
 __all__ = ["DemoOptions", "prepare_project", "run_demo"]
@@ -41,6 +41,8 @@ class DemoOptions:
     seed: int = 7
     live: bool = True
     drain: float = 60.0
+    shopify_plan: str = "standard"
+    carrier_rpm: int = 200
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -186,10 +188,14 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     common = {"time_scale": 0.05, "duplicate_probability": opts.duplicates, "seed": opts.seed}
-    options = {"wms": {"pick_delay": opts.pick_delay}}
+    options = {
+        "wms": {"pick_delay": opts.pick_delay},
+        "shop": SHOPIFY_PLANS[opts.shopify_plan],
+        "carrier": {"rate_limit": opts.carrier_rpm, "rate_window": 60},
+    }
     try:
         with running_sandbox(hub_url, options=options, common=common) as sandbox:
-            env = {**sandbox.env(), **opts.extra_env}
+            env = {**sandbox.env(), "SHIPENGINE_RPM": str(opts.carrier_rpm), **opts.extra_env}
             console.print(
                 "Sandbox systems: "
                 + ", ".join(f"{n} {sandbox.url(n)}" for n in ("shop", "wms", "carrier", "erp")),
@@ -197,8 +203,9 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
             )
             with running_hub(project, opts.port, env) as hub:
                 console.print(
-                    f"Hub on {hub_url} (log: {hub.log}); placing {opts.rate:g} orders/s. "
-                    "Ctrl-C stops.",
+                    f"Hub on {hub_url} (log: {hub.log}); placing {opts.rate:g} orders/s; "
+                    f"Shopify {opts.shopify_plan} plan limits, ShipEngine {opts.carrier_rpm} "
+                    "requests/min. Ctrl-C stops.",
                     highlight=False,
                 )
                 gen = Generator(sandbox, opts, stop)
@@ -278,7 +285,7 @@ def _drain(
         hub = _hub_counts(project)
         if counts.complete >= expected and hub.get("in_progress", 1) == 0:
             break
-        time.sleep(0.25)
+        time.sleep(1.0)
     elapsed = max(1e-6, done_at - started)
     hub = _hub_counts(project)
     return {

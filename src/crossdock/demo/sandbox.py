@@ -39,6 +39,13 @@ the environment like any real credential)."""
 
 SHOP_DOMAIN = "acme-apparel.myshopify.com"
 
+SHOPIFY_PLANS: dict[str, dict[str, float]] = {
+    "standard": {"cost_max": 2000, "cost_restore_rate": 100},
+    "advanced": {"cost_max": 4000, "cost_restore_rate": 200},
+    "plus": {"cost_max": 20000, "cost_restore_rate": 1000},
+}
+"""Shopify's GraphQL cost limits per plan (points; points restored per second)."""
+
 
 def _options(connection: str, hub_url: str, workspace: str) -> dict[str, Any]:
     hook = f"{hub_url}/hooks/{workspace}/{connection}"

@@ -29,6 +29,9 @@ __all__ = ["CostBucket", "LeakyBucket", "PerEndpoint", "RateModel", "Unlimited"]
 
 Clock = Callable[[], float]
 
+RECHECK_SECONDS = 0.05
+"""How often a waiting call looks again at what the vendor last said about its limit."""
+
 
 class RateModel(Protocol):
     """What a vendor client asks of a rate-limit model."""
@@ -112,10 +115,10 @@ class LeakyBucket:
 
     async def before(self, endpoint: str, cost: float = 1.0) -> None:
         async with self._lock:
-            wait = self.delay(cost)
-            if wait > 0:
-                await asyncio.sleep(wait)
-                self._leak()
+            # Re-check in short steps: an answer arriving meanwhile may say the vendor's
+            # bucket has more room (or a 429 may say less) than computed up front.
+            while (wait := self.delay(cost)) > 0:
+                await asyncio.sleep(min(wait, RECHECK_SECONDS))
             self.level += cost
 
     def after(self, endpoint: str, response: httpx.Response, body: Any) -> None:
@@ -172,10 +175,10 @@ class CostBucket:
 
     async def before(self, endpoint: str, cost: float = 1.0) -> None:
         async with self._lock:
-            wait = self.delay(cost)
-            if wait > 0:
-                await asyncio.sleep(wait)
-                self._restore()
+            # Re-check in short steps: Shopify refunds the difference between requested
+            # and actual cost in its answers, so the bucket refills faster than computed.
+            while (wait := self.delay(cost)) > 0:
+                await asyncio.sleep(min(wait, RECHECK_SECONDS))
             self.available -= min(cost, self.available)
 
     def observe(self, cost: Mapping[str, Any]) -> None:
