@@ -188,7 +188,7 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     common = {"time_scale": 0.05, "duplicate_probability": opts.duplicates, "seed": opts.seed}
-    options = {
+    options: dict[str, dict[str, Any]] = {
         "wms": {"pick_delay": opts.pick_delay},
         "shop": SHOPIFY_PLANS[opts.shopify_plan],
         "carrier": {"rate_limit": opts.carrier_rpm, "rate_window": 60},
