@@ -210,3 +210,29 @@ def test_a_shopify_webhook_is_verified_parsed_and_stored_once_by_event_id(
         assert st["events"] == 1 and st["received"] == 1  # one delivery, to the sink
     finally:
         hub.stop()
+
+
+def test_dry_run_of_a_connector_flow_shows_the_record_its_action_gets(tmp_path: Path) -> None:
+    from crossdock.flows.context import event_context
+    from crossdock.flows.dryrun import dry_run
+
+    text = project_text("http://x").replace(
+        "      sink:\n        connector: http",
+        "      erp:\n        connector: odoo\n        settings: "
+        "{base_url: 'http://y', api_key: k}\n      sink:\n        connector: http",
+    )
+    root = write_project(tmp_path / "p", text)
+    (root / "flows" / "erp.yaml").write_text(
+        "name: to-erp\ntrigger: {connection: shop, events: [order.created]}\n"
+        "action: {connection: erp, operation: create_invoice}\n"
+    )
+    proj = load_project(root, {})
+    flow = next(f for f in proj.flows if f.name == "to-erp")
+    order = {"id": "7", "number": "#7", "status": "confirmed"}
+    ctx = event_context(
+        body=order, headers={}, event_id=1, workspace="acme", connection="shop",
+        event_type="order.created", record_key="7", version="v1", received_at=None, xref=None,
+    )  # fmt: skip
+    result = dry_run(flow, ctx)
+    assert result.would_send and result.url == "odoo:create_invoice"
+    assert result.body == order and result.idempotency_key

@@ -45,6 +45,8 @@ def dry_run(
     checked against). Raises ``ValueError`` when there are none with outbound settings.
     """
     cfg = connection if connection is not None else flow.connection
+    if cfg is not None and not cfg.is_http:
+        return _dry_run_connector(flow, ctx, cfg)
     if cfg is None or cfg.outbound is None:
         raise ValueError(
             f"flow {flow.name}: connection '{flow.action.connection}' has no outbound "
@@ -93,3 +95,41 @@ def dry_run(
     return DryRunResult(
         True, None, method, url, redact_headers(headers), rendered.body, key, None, operation
     )
+
+
+def _dry_run_connector(flow: Flow, ctx: Mapping[str, Any], cfg: ConnectionConfig) -> DryRunResult:
+    """A named connector's action: the canonical record it would be given (the vendor
+    requests it makes depend on what the vendor holds, so they are not shown)."""
+    from crossdock.runtime.connectors import describe
+
+    actions = describe(cfg).actions
+    operation = flow.action.operation
+    if operation not in actions:
+        raise ValueError(
+            f"flow {flow.name}: connector '{cfg.connector}' has no action '{operation}'"
+        )
+    xref = ctx.get("xref")
+    when_exists = actions[operation]
+    if xref and when_exists:
+        operation = when_exists
+    event = ctx.get("event") or {}
+    version = event.get("version")
+    key = idempotency_key(
+        flow.action.connection,
+        str(event.get("key") or ""),
+        operation,
+        None if version is None else str(version),
+    )
+    target = f"{cfg.connector}:{operation}"
+    try:
+        if not flow.accepts(ctx):
+            return DryRunResult(
+                False, "filter", None, None, idempotency_key=key, operation=operation
+            )
+        rendered = flow.render(ctx)
+    except MappingFailure as failure:
+        return DryRunResult(
+            False, None, "ACTION", target, idempotency_key=key, failure=failure, operation=operation
+        )
+    record = ctx.get("body") if rendered.body is None else rendered.body
+    return DryRunResult(True, None, "ACTION", target, {}, record, key, None, operation)
