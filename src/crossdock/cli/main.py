@@ -597,6 +597,10 @@ def demo(
     carrier_rpm: Annotated[
         int, typer.Option(help="ShipEngine API limit, requests per minute.")
     ] = 200,
+    fixed_ports: Annotated[
+        bool,
+        typer.Option(help="Sandboxes on ports 8101-8104 (the project's defaults) or random."),
+    ] = True,
     fresh: Annotated[bool, typer.Option(help="Start from an empty project folder.")] = False,
 ) -> None:
     """Run the order-to-cash chain: Shopify, a WMS, ShipEngine and Odoo sandboxes and the
@@ -620,6 +624,7 @@ def demo(
         live=live,
         shopify_plan=shopify_plan,
         carrier_rpm=carrier_rpm,
+        sandbox_ports=fixed_ports,
     )
     result = run_demo(opts, console)
     if result.get("complete", 0) == 0:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from crossdock.demo.chain import ChainCounts, read_counts
 from crossdock.demo.generator import FAILURE_KINDS, make_order
-from crossdock.demo.sandbox import SHOPIFY_PLANS, Sandbox, running_sandbox
+from crossdock.demo.sandbox import DEFAULT_PORTS, SHOPIFY_PLANS, Sandbox, running_sandbox
 from crossdock.testing.processes import Proc, crossdock, wait_http
 
 __all__ = ["DemoOptions", "prepare_project", "run_demo"]
@@ -43,6 +43,7 @@ class DemoOptions:
     drain: float = 60.0
     shopify_plan: str = "standard"
     carrier_rpm: int = 200
+    sandbox_ports: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -194,7 +195,8 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         "carrier": {"rate_limit": opts.carrier_rpm, "rate_window": 60},
     }
     try:
-        with running_sandbox(hub_url, options=options, common=common) as sandbox:
+        ports = DEFAULT_PORTS if opts.sandbox_ports else None
+        with running_sandbox(hub_url, ports=ports, options=options, common=common) as sandbox:
             env = {**sandbox.env(), "SHIPENGINE_RPM": str(opts.carrier_rpm), **opts.extra_env}
             console.print(
                 "Sandbox systems: "
@@ -315,10 +317,13 @@ def _final(
         highlight=False,
     )
     console.print(
-        "Where to look:\n"
-        f"  crossdock exceptions list -p {project}     what needs a person, and the fix\n"
-        f"  crossdock status -p {project}              received = succeeded + skipped + ...\n"
-        f"  {hub_url}/api/v1/docs                      the REST API (crossdock keys create)\n"
-        f"  {project}/.crossdock/demo-hub.log",
+        "Where to look (the project keeps its database; the sandboxes' credentials are its "
+        "defaults):\n"
+        f"  cd {project}\n"
+        "  crossdock exceptions list       what needs a person, and the fix\n"
+        "  crossdock status                received = succeeded + skipped + ...\n"
+        "  crossdock keys create -w acme   a key for the REST API, then\n"
+        f"  {hub_url}/api/v1/docs  (while the demo runs)\n"
+        f"  hub log: {project}/.crossdock/demo-hub.log",
         highlight=False,
     )

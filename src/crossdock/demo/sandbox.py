@@ -17,6 +17,9 @@ from crossdock.emulators.serving import Serving, serving
 
 __all__ = ["SANDBOX_SECRETS", "SYSTEMS", "Sandbox", "running_sandbox"]
 
+DEFAULT_PORTS: dict[str, int] = {"shop": 8101, "wms": 8102, "carrier": 8103, "erp": 8104}
+"""Where ``crossdock demo`` serves the sandboxes (the chain project's default URLs)."""
+
 SYSTEMS: dict[str, str] = {
     "shop": "shopify",
     "wms": "rest-wms",
