@@ -180,11 +180,17 @@ def serve(
     reg = hub.registry()
     for ws in reg.workspaces.values():
         for c in ws.connections.values():
-            if c.inbound is not None:
+            if c.can_receive():
                 console.print(
                     f"Webhooks for [bold]{ws.id}/{c.name}[/bold]: "
                     f"POST http://{host}:{port}/hooks/{ws.id}/{c.name}"
                 )
+            if not c.is_http:
+                from crossdock.runtime.connectors import describe
+
+                warning = describe(c.config).sunset_warning
+                if warning:
+                    console.print(f"[yellow]{ws.id}/{c.name}: {warning}[/yellow]")
         console.print(f"Workspace {ws.id}: {len(ws.flows)} flow(s)")
     console.print(f"API: http://{host}:{port}/api/v1/docs   Database: {_safe_url(db.url)}")
     uvicorn.run(

@@ -72,10 +72,11 @@ def _describe_options(factory: Callable[..., Any]) -> str:
 
 
 def register(sandbox_app: typer.Typer) -> None:
-    """Add ``crossdock sandbox NAME`` for every connector that ships an emulator."""
-    from crossdock.sdk.registry import BUILTIN
+    """Add ``crossdock sandbox NAME`` for every installed connector."""
+    from crossdock.sdk.registry import available
 
-    for name in BUILTIN:
+    # Built-in and installed (entry point) connectors; an emulator-less one says so.
+    for name in available():
         _add(sandbox_app, name)
 
 

@@ -33,6 +33,8 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crossdock.connectors.http.outbound import auth_headers
+from crossdock.ingest.incoming import to_new_event
+from crossdock.pipeline.audit import exchange_rows
 from crossdock.pipeline.outcome import Outcome, classify_error, classify_response
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.client import recording
@@ -305,49 +307,21 @@ class Poller:
                 error = f"{type(exc).__name__}: {conn.redactor.text(str(exc))[:300]}"
         reg = self.registry()
         now = time.time()
-        new_events = []
-        for ev in incoming:
-            body = orjson.dumps(ev.record)
-            new_events.append(
-                NewEvent(
-                    workspace=ws,
-                    connection=name,
-                    type=ev.type,
-                    record_key=ev.record_key,
-                    version=ev.version,
-                    dedup_key=(
-                        "id:" + ev.event_id
-                        if ev.event_id
-                        else content_key(ev.type, ev.record_key, ev.version, body)
-                    ),
-                    correlation_id=correlation,
-                    headers_json="{}",
-                    body_json=body.decode(),
-                    routes=reg.routes(ws, name, ev.type),
-                    origin="poll",
-                    received_at=now,
-                )
+        new_events = [
+            to_new_event(
+                ev,
+                workspace=ws,
+                connection=name,
+                correlation_id=correlation,
+                routes=reg.routes,
+                received_at=now,
+                origin="poll",
             )
-        audit = [
-            {
-                "workspace": ws,
-                "delivery_id": 0,
-                "connection": name,
-                "correlation_id": correlation,
-                "started_at": x.started_at,
-                "latency_ms": x.latency_ms,
-                "method": x.method,
-                "url": x.url,
-                "status": x.status,
-                "outcome": x.outcome,
-                "error": x.error,
-                "request_headers": orjson.dumps(x.request_headers).decode(),
-                "request_body": x.request_body,
-                "response_headers": orjson.dumps(x.response_headers).decode(),
-                "response_body": x.response_body,
-            }
-            for x in rec.exchanges
+            for ev in incoming
         ]
+        audit = exchange_rows(
+            rec.exchanges, workspace=ws, delivery_id=0, connection=name, correlation_id=correlation
+        )
         next_state: dict[str, Any] = {
             **(before if error is not None and not new_events else cursor.to_state()),
             "polled_at": time.time(),

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from crossdock.ingest.incoming import to_new_event
 from crossdock.ingest.signatures import SignatureError, verify
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.errors import SignatureRejected
@@ -189,28 +190,18 @@ class WebhookReceiver:
         correlation = headers.get("x-correlation-id") or new_correlation_id()
         now = time.time()
         reg = self.registry()
-        news = []
-        for ev in incoming:
-            body = orjson.dumps(ev.record)
-            news.append(
-                NewEvent(
-                    workspace=ws,
-                    connection=conn.name,
-                    type=ev.type,
-                    record_key=ev.record_key,
-                    version=ev.version,
-                    dedup_key=(
-                        "id:" + ev.event_id
-                        if ev.event_id
-                        else content_key(ev.type, ev.record_key, ev.version, body)
-                    ),
-                    correlation_id=correlation,
-                    headers_json=headers_json,
-                    body_json=body.decode(),
-                    routes=reg.routes(ws, conn.name, ev.type),
-                    received_at=now,
-                )
+        news = [
+            to_new_event(
+                ev,
+                workspace=ws,
+                connection=conn.name,
+                correlation_id=correlation,
+                routes=reg.routes,
+                received_at=now,
+                headers_json=headers_json,
             )
+            for ev in incoming
+        ]
         recs = await asyncio.gather(*(self.db.write_batched(record_events, n) for n in news))
         fresh = [r for r in recs if not r.duplicate]
         if not fresh:

@@ -29,6 +29,7 @@ from crossdock.connectors.http.outbound import CallResult, perform
 from crossdock.flows import MappingFailure
 from crossdock.flows.context import event_context
 from crossdock.flows.keys import idempotency_key
+from crossdock.pipeline.audit import exchange_rows
 from crossdock.pipeline.outcome import Classified, Outcome
 from crossdock.pipeline.ratelimit import RateLimiter
 from crossdock.pipeline.retry import Policy, decide
@@ -368,26 +369,13 @@ class Worker:
             with recording() as rec:
                 cl, result = await run_action(action, ctx)
         self.stats.calls += len(rec.exchanges)
-        rows = [
-            {
-                "workspace": c.workspace,
-                "delivery_id": c.id,
-                "connection": target.name,
-                "correlation_id": c.correlation_id,
-                "started_at": x.started_at,
-                "latency_ms": x.latency_ms,
-                "method": x.method,
-                "url": x.url,
-                "status": x.status,
-                "outcome": x.outcome,
-                "error": x.error,
-                "request_headers": orjson.dumps(x.request_headers).decode(),
-                "request_body": x.request_body,
-                "response_headers": orjson.dumps(x.response_headers).decode(),
-                "response_body": x.response_body,
-            }
-            for x in rec.exchanges
-        ]
+        rows = exchange_rows(
+            rec.exchanges,
+            workspace=c.workspace,
+            delivery_id=c.id,
+            connection=target.name,
+            correlation_id=c.correlation_id,
+        )
         external_id = result.external_id if result is not None else None
         follow = result.record if result is not None and result.record is not None else None
         return self._settle(c, flow, target, cl, rows, external_id, follow)
