@@ -608,6 +608,7 @@ def demo(
         typer.Option(help="Sandboxes on ports 8101-8104 (the project's defaults) or random."),
     ] = True,
     fresh: Annotated[bool, typer.Option(help="Start from an empty project folder.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the final figures as JSON here.")] = None,
 ) -> None:
     """Run the order-to-cash chain: Shopify, a WMS, ShipEngine and Odoo sandboxes and the
     hub on SQLite, with generated orders and a live summary. Ctrl-C stops it."""
@@ -633,6 +634,8 @@ def demo(
         sandbox_ports=fixed_ports,
     )
     result = run_demo(opts, console)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
     if result.get("complete", 0) == 0:
         raise typer.Exit(1)
 
