@@ -8,6 +8,7 @@ compiled once. Lookups on the hot path are dictionary reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from crossdock.flows import Flow
 from crossdock.flows.expressions import compile_expression
 from crossdock.project.config import ConnectionConfig
-from crossdock.runtime.connectors import describe, instantiate
+from crossdock.runtime.connectors import Description, describe, instantiate
 from crossdock.sdk.connector import Connector
 from crossdock.security.redact import Redactor
 from crossdock.store.events import FlowRoute
@@ -76,17 +77,20 @@ class ConnectionRuntime:
             inst = self._connectors[loop] = instantiate(self.config, self.redactor)
         return inst
 
+    @functools.cached_property
+    def description(self) -> Description | None:
+        """What the named connector offers (None for the http connector); built once."""
+        return None if self.is_http else describe(self.config)
+
     def can_receive(self) -> bool:
         """Whether webhooks are received for this connection."""
-        if self.is_http:
-            return self.inbound is not None
-        return describe(self.config).webhooks
+        d = self.description
+        return self.inbound is not None if d is None else d.webhooks
 
     def can_write(self) -> bool:
         """Whether flows can write to this connection."""
-        if self.is_http:
-            return self.config.outbound is not None
-        return bool(describe(self.config).actions)
+        d = self.description
+        return self.config.outbound is not None if d is None else bool(d.actions)
 
     @property
     def limiter_key(self) -> str:
