@@ -135,6 +135,34 @@ def test_stale_version_is_flagged_when_a_newer_one_succeeded(db: Database) -> No
     assert old.stale is True
 
 
+def test_same_version_seen_again_by_another_event_is_stale_but_a_replay_is_not(
+    db: Database,
+) -> None:
+    # The webhook and the backfill poll saw the same order version: two events (no common
+    # vendor id), one delivery to make.
+    db.write_sync(lambda c: record_events(c, [ev(1, version="7", dedup="hook")]))
+    (first,) = db.write_sync(lambda c: claim(c, "w", 10, 30))
+    db.write_sync(lambda c: settle(c, [done(first)]))
+    db.write_sync(lambda c: record_events(c, [ev(2, version="7", dedup="poll")]))
+    (again,) = db.write_sync(lambda c: claim(c, "w", 10, 30))
+    assert again.stale is True
+    skipped = done(again)
+    skipped.state = "skipped"  # as the worker settles a stale delivery
+    db.write_sync(lambda c: settle(c, [skipped]))
+
+    # A replay of the first event (a new generation of its delivery) delivers that
+    # version again on purpose.
+    def new_generation(c: Connection) -> None:
+        row = dict(c.execute(select(deliveries).where(deliveries.c.id == first.id)).one()._mapping)
+        row.pop("id")
+        row.update(generation=1, state="pending", next_attempt_at=0, lease_owner=None)
+        c.execute(deliveries.insert().values(**row))
+
+    db.write_sync(new_generation)
+    (replayed,) = db.write_sync(lambda c: claim(c, "w", 10, 30))
+    assert replayed.stale is False
+
+
 def test_one_failing_write_does_not_sink_its_group(db: Database) -> None:
     def bad(conn: Connection) -> None:
         conn.execute(text("INSERT INTO no_such_table VALUES (1)"))

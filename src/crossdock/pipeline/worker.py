@@ -239,7 +239,7 @@ class Worker:
             return s
         if c.stale and flow.options.skip_stale:
             return self._settlement(
-                c, "skipped", None, "stale-version: a newer version of this record was delivered"
+                c, "skipped", None, "stale-version: this version of the record or a newer one was already delivered"
             )
         action_conn = flow.action.connection
         target = reg.connection(c.workspace, action_conn)

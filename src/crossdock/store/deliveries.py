@@ -125,7 +125,16 @@ def claim(conn: Connection, worker: str, limit: int, lease_seconds: float) -> li
             p.c.flow == deliveries.c.flow,
             p.c.record_key == deliveries.c.record_key,
             p.c.state == "succeeded",
-            p.c.version_key > deliveries.c.version_key,
+            # A newer version, or this same version from another event (the same vendor
+            # fact seen by webhook and by polling): either way nothing new to deliver.
+            # A replay is the same event, so it is delivered again.
+            or_(
+                p.c.version_key > deliveries.c.version_key,
+                and_(
+                    p.c.version_key == deliveries.c.version_key,
+                    p.c.event_id != deliveries.c.event_id,
+                ),
+            ),
             deliveries.c.version_key != "",
         )
         .label("stale")
