@@ -285,9 +285,10 @@ def _drain(
         if counts.complete > best:
             best, done_at = counts.complete, time.monotonic()
         hub = _hub_counts(project)
-        idle = hub.get("in_progress", 1) == 0
-        if idle and (counts.complete >= expected or time.monotonic() - done_at > 10):
-            break  # everything through, or what is left waits for a person
+        if counts.complete >= expected and hub.get("in_progress", 1) == 0:
+            break
+        if time.monotonic() - done_at > 20:
+            break  # nothing completed for a while: what is left waits for a person
         time.sleep(1.0)
     elapsed = max(1e-6, done_at - started)
     hub = _hub_counts(project)
