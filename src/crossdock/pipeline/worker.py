@@ -239,7 +239,10 @@ class Worker:
             return s
         if c.stale and flow.options.skip_stale:
             return self._settlement(
-                c, "skipped", None, "stale-version: this version of the record or a newer one was already delivered"
+                c,
+                "skipped",
+                None,
+                "stale-version: this version of the record or a newer one was already delivered",
             )
         action_conn = flow.action.connection
         target = reg.connection(c.workspace, action_conn)
