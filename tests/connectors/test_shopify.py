@@ -590,6 +590,41 @@ def test_orders_stream_pages_with_cursors_and_reads_every_line_item() -> None:
     run(test)
 
 
+def test_order_mapping_is_declared_with_the_sdk_mapper() -> None:
+    from crossdock.connectors.shopify.mappers import (
+        GraphqlLineMapper,
+        GraphqlOrderMapper,
+        RestLineMapper,
+        RestOrderMapper,
+        order_from_rest,
+    )
+    from crossdock.sdk.mapping import Mapper
+
+    assert issubclass(RestOrderMapper, Mapper) and issubclass(GraphqlOrderMapper, Mapper)
+    assert ("line_items", "lines", RestLineMapper) in RestOrderMapper.children
+    assert ("lineItems.nodes", "lines", GraphqlLineMapper) in GraphqlOrderMapper.children
+
+    emu = emulator(make_app())
+    order = emu.rest_order(
+        emu.create_order({**order_spec(("BAG-TOTE", 2), ("CUSTOM-1", 1)), "currency": "EUR"})
+    )
+    mapped = RestOrderMapper({"connection": "shop-a"}).map(order)
+    assert len(mapped["lines"]) == 2
+    assert [line["quantity"] for line in mapped["lines"]] == [2, 1]
+    assert {line["unit_price"]["currency"] for line in mapped["lines"]} == {"EUR"}
+    assert mapped["source"] == {
+        "connection": "shop-a",
+        "external_id": str(order["id"]),
+        "version": order["updated_at"],
+    }
+    record = order_from_rest(order, "shop-a")
+    assert [line["unit_price"]["currency"] for line in record["lines"]] == ["EUR", "EUR"]
+    assert record["totals"]["total"]["currency"] == "EUR"
+    # the line mapper takes the currency from its parent order through ``ctx``
+    line = RestLineMapper({"parent": {"currency": "GBP"}}).map(order["line_items"][0])
+    assert line["unit_price"] == {"amount": order["line_items"][0]["price"], "currency": "GBP"}
+
+
 # -- OAuth and auth ----------------------------------------------------------------------------
 
 
