@@ -27,10 +27,17 @@ def list_connectors(console: Console) -> None:
             t.add_row(name, "?", "?", "?", "?", f"[red]{exc}[/red]")
             continue
         days = cls.days_to_sunset()
-        sunset = "-" if cls.api_sunset is None else f"{cls.api_sunset} ({days} days)"
-        if days is not None and days < 90:
-            sunset = f"[yellow]{sunset}[/yellow]"
-        t.add_row(name, cls.kind, cls.api_version, sunset, "yes" if cls.emulator else "no", ref)
+        if cls.api_sunset is None or days is None:
+            sunset = "-"
+        elif days < 0:
+            sunset = f"[red]{cls.api_sunset} (passed {-days} days ago)[/red]"
+        else:
+            sunset = f"{cls.api_sunset} (in {days} days)"
+            if days < 90:
+                sunset = f"[yellow]{sunset}[/yellow]"
+        origin = "built in" if ref.startswith("crossdock.") else ref
+        emulator = "yes" if cls.emulator else "no"
+        t.add_row(name, cls.kind, cls.api_version, sunset, emulator, origin)
     console.print(t)
 
 
