@@ -236,3 +236,22 @@ def test_dry_run_of_a_connector_flow_shows_the_record_its_action_gets(tmp_path: 
     result = dry_run(flow, ctx)
     assert result.would_send and result.url == "odoo:create_invoice"
     assert result.body == order and result.idempotency_key
+
+
+def test_connections_test_calls_each_system_once_and_says_what_failed(
+    tmp_path: Path, shop: tuple[Any, str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from crossdock.cli.main import app
+
+    ok_root = write_project(tmp_path / "ok", project_text(shop[1]))
+    result = CliRunner().invoke(app, ["connections", "test", "-p", str(ok_root)])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output and "sunset" in result.output  # 2025-01 is past its sunset
+
+    bad_text = project_text(shop[1]).replace(TOKEN, "shpat_wrong_token")
+    bad_root = write_project(tmp_path / "bad", bad_text)
+    result = CliRunner().invoke(app, ["connections", "test", "-p", str(bad_root)])
+    assert result.exit_code == 1
+    assert "failed" in result.output and "shpat_wrong_token" not in result.output
