@@ -164,7 +164,6 @@ def serve(
     ] = None,
 ) -> None:
     """Run the hub: webhooks, REST API and worker in one process."""
-    import uvicorn
 
     from crossdock.runtime.hub import Hub
 
@@ -193,16 +192,9 @@ def serve(
                     console.print(f"[yellow]{ws.id}/{c.name}: {warning}[/yellow]")
         console.print(f"Workspace {ws.id}: {len(ws.flows)} flow(s)")
     console.print(f"API: http://{host}:{port}/api/v1/docs   Database: {_safe_url(db.url)}")
-    uvicorn.run(
-        hub.asgi(),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    from crossdock.cli.sandbox import run_server
+
+    run_server(hub.asgi(), host, port, timeout_graceful_shutdown=10)
 
 
 def _safe_url(url: str) -> str:
@@ -538,20 +530,13 @@ def sandbox_sink(
     burst: Annotated[int | None, typer.Option(help="Burst size.")] = None,
 ) -> None:
     """Run the reference sink: records what it receives, dedups, fails on request."""
-    import uvicorn
 
     from crossdock.emulators.sink import create_sink_app
 
     console.print(f"Reference sink on http://{host}:{port} (control API under /_sink/)")
-    uvicorn.run(
-        create_sink_app(token=token, rate_limit=rate_limit, burst=burst),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    from crossdock.cli.sandbox import run_server
+
+    run_server(create_sink_app(token=token, rate_limit=rate_limit, burst=burst), host, port)
 
 
 connections_app = typer.Typer(help="Connections of the project.", no_args_is_help=True)

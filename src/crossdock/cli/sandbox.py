@@ -11,9 +11,26 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-__all__ = ["emulator_factory", "emulator_options", "register"]
+__all__ = ["emulator_factory", "emulator_options", "register", "run_server"]
 
 console = Console()
+
+
+def run_server(app: Any, host: str, port: int, **extra: Any) -> None:
+    """Serve an ASGI app in the foreground the way every crossdock server runs (uvloop,
+    httptools, no access log); Ctrl-C stops it."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        **extra,
+    )
 
 
 def emulator_factory(connector: str) -> Callable[..., Any]:
@@ -89,8 +106,6 @@ def _add(sandbox_app: typer.Typer, name: str) -> None:
             typer.Option("--set", help="Emulator option as key=value (repeatable)."),
         ] = None,
     ) -> None:
-        import uvicorn
-
         try:
             factory = emulator_factory(name)
             options = emulator_options(factory, set_ or [])
@@ -103,15 +118,7 @@ def _add(sandbox_app: typer.Typer, name: str) -> None:
             f"options: {_describe_options(factory)}",
             highlight=False,
         )
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_level="warning",
-        )
+        run_server(app, host, port)
 
     command.__doc__ = f"Run the {name} emulator (see --set for its options)."
     sandbox_app.command(name)(command)

@@ -36,6 +36,18 @@ class DryRunResult:
     operation: str | None = None
 
 
+def _key(flow: Flow, ctx: Mapping[str, Any], operation: str) -> str:
+    """The idempotency key the worker would send for this event and operation."""
+    event = ctx.get("event") or {}
+    version = event.get("version")
+    return idempotency_key(
+        flow.action.connection,
+        str(event.get("key") or ""),
+        operation,
+        None if version is None else str(version),
+    )
+
+
 def dry_run(
     flow: Flow, ctx: Mapping[str, Any], connection: ConnectionConfig | None = None
 ) -> DryRunResult:
@@ -63,14 +75,7 @@ def dry_run(
     if xref and op.when_exists and op.when_exists in outbound.operations:
         operation = op.when_exists
         op = outbound.operations[operation]
-    event = ctx.get("event") or {}
-    version = event.get("version")
-    key = idempotency_key(
-        flow.action.connection,
-        str(event.get("key") or ""),
-        operation,
-        None if version is None else str(version),
-    )
+    key = _key(flow, ctx, operation)
     try:
         if not flow.accepts(ctx):
             return DryRunResult(
@@ -112,14 +117,7 @@ def _dry_run_connector(flow: Flow, ctx: Mapping[str, Any], cfg: ConnectionConfig
     when_exists = actions[operation]
     if xref and when_exists:
         operation = when_exists
-    event = ctx.get("event") or {}
-    version = event.get("version")
-    key = idempotency_key(
-        flow.action.connection,
-        str(event.get("key") or ""),
-        operation,
-        None if version is None else str(version),
-    )
+    key = _key(flow, ctx, operation)
     target = f"{cfg.connector}:{operation}"
     try:
         if not flow.accepts(ctx):
