@@ -103,8 +103,10 @@ class Sales:
             if sku not in by_sku:
                 raise ActionRefused(
                     "unknown_sku",
-                    f"Odoo has no product with internal reference {sku} (order "
-                    f"{order.number or order.id}).",
+                    # No order number here: one cause, one case in the queue for all
+                    # the orders it holds up (each exception names its record).
+                    f"Odoo has no product with internal reference {sku}, so the sale order "
+                    "cannot be made.",
                     f"Create the product in Odoo with Internal Reference '{sku}' (or correct "
                     "the SKU at the source), then retry.",
                 )
