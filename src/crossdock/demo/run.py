@@ -136,41 +136,48 @@ def _table(counts: ChainCounts, gen: Generator, hub: dict[str, Any], elapsed: fl
     return t
 
 
-def _hub_counts(project: Path) -> dict[str, Any]:
-    from crossdock.api.kpis import status_counts
-    from crossdock.store.database import Database, database_url_from_env
+class HubView:
+    """What the hub's database says, read by the demo process (one connection pool for
+    the whole run, not one per refresh)."""
 
-    db = Database(database_url_from_env("sqlite:///.crossdock/crossdock.db"), root=project)
-    try:
-        return db.read_sync(lambda c: status_counts(c, None))
-    except Exception:
-        return {}
-    finally:
-        db.close()
+    def __init__(self, project: Path) -> None:
+        from crossdock.store.database import Database, database_url_from_env
 
+        url = database_url_from_env("sqlite:///.crossdock/crossdock.db")
+        self.db = Database(url, root=project)
 
-def _exceptions(project: Path) -> list[tuple[str, str, int]]:
-    from sqlalchemy import func, select
+    def close(self) -> None:
+        """Release the connections."""
+        self.db.close()
 
-    from crossdock.store.database import Database, database_url_from_env
-    from crossdock.store.tables import exceptions
+    def counts(self) -> dict[str, Any]:
+        """``crossdock status`` figures (empty while the schema is not there yet)."""
+        from crossdock.api.kpis import status_counts
 
-    db = Database(database_url_from_env("sqlite:///.crossdock/crossdock.db"), root=project)
-    try:
-        rows = db.read_sync(
-            lambda c: c.execute(
-                select(exceptions.c.category, exceptions.c.reason, func.count())
-                .where(exceptions.c.state == "open")
-                .group_by(exceptions.c.category, exceptions.c.reason)
-                .order_by(func.count().desc())
-                .limit(8)
-            ).all()
-        )
+        try:
+            return self.db.read_sync(lambda c: status_counts(c, None))
+        except Exception:
+            return {}
+
+    def cases(self) -> list[tuple[str, str, int]]:
+        """Open exceptions grouped by category and reason, biggest first."""
+        from sqlalchemy import func, select
+
+        from crossdock.store.tables import exceptions
+
+        try:
+            rows = self.db.read_sync(
+                lambda c: c.execute(
+                    select(exceptions.c.category, exceptions.c.reason, func.count())
+                    .where(exceptions.c.state == "open")
+                    .group_by(exceptions.c.category, exceptions.c.reason)
+                    .order_by(func.count().desc())
+                    .limit(8)
+                ).all()
+            )
+        except Exception:
+            return []
         return [(str(a), str(b), int(n)) for a, b, n in rows]
-    except Exception:
-        return []
-    finally:
-        db.close()
 
 
 def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
@@ -213,10 +220,14 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
                 gen = Generator(sandbox, opts, stop)
                 started = time.monotonic()
                 gen.start()
-                result = _watch(opts, console, sandbox, project, gen, stop, started)
-                stop.set()
-                gen.join(5)
-                result.update(_drain(opts, console, sandbox, project, gen, started))
+                view = HubView(project)
+                try:
+                    result = _watch(opts, console, sandbox, view, gen, stop, started)
+                    stop.set()
+                    gen.join(5)
+                    result.update(_drain(opts, console, sandbox, view, gen, started))
+                finally:
+                    view.close()
                 _final(console, result, project, hub_url, sandbox)
                 return result
     finally:
@@ -227,16 +238,16 @@ def _watch(
     opts: DemoOptions,
     console: Console,
     sandbox: Sandbox,
-    project: Path,
+    view: HubView,
     gen: Generator,
     stop: threading.Event,
     started: float,
 ) -> dict[str, Any]:
     def frame() -> Group:
         counts = read_counts(sandbox)
-        hub = _hub_counts(project)
+        hub = view.counts()
         cases = Table(show_header=False, show_edge=False, box=None)
-        for category, reason, n in _exceptions(project):
+        for category, reason, n in view.cases():
             cases.add_row(f"[red]{n:4d}[/red]", f"[bold]{category}[/bold]", reason[:110])
         return Group(_table(counts, gen, hub, time.monotonic() - started), cases)
 
@@ -269,7 +280,7 @@ def _drain(
     opts: DemoOptions,
     console: Console,
     sandbox: Sandbox,
-    project: Path,
+    view: HubView,
     gen: Generator,
     started: float,
 ) -> dict[str, Any]:
@@ -284,14 +295,14 @@ def _drain(
         counts = read_counts(sandbox)
         if counts.complete > best:
             best, done_at = counts.complete, time.monotonic()
-        hub = _hub_counts(project)
+        hub = view.counts()
         if counts.complete >= expected and hub.get("in_progress", 1) == 0:
             break
         if time.monotonic() - done_at > 20:
             break  # nothing completed for a while: what is left waits for a person
         time.sleep(1.0)
     elapsed = max(1e-6, done_at - started)
-    hub = _hub_counts(project)
+    hub = view.counts()
     return {
         "placed": gen.placed,
         "designed_failures": dict(gen.failures),

@@ -75,6 +75,12 @@ class Description:
     sunset_warning: str | None
 
 
+@lru_cache(maxsize=1)
+def _offline_client() -> httpx.AsyncClient:
+    """One client for the instances built only to be described (they never call out)."""
+    return httpx.AsyncClient()
+
+
 @lru_cache(maxsize=256)
 def _describe(connector: str, settings_json: str, name: str) -> Description:
     import orjson
@@ -83,7 +89,7 @@ def _describe(connector: str, settings_json: str, name: str) -> Description:
 
     cls = get_connector(connector)
     settings = cls.settings_model.model_validate(orjson.loads(settings_json))
-    inst = cls(settings, http=httpx.AsyncClient(), connection=name)
+    inst = cls(settings, http=_offline_client(), connection=name)
     return Description(
         connector=connector,
         actions={n: a.when_exists for n, a in inst.actions.items()},
