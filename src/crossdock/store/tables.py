@@ -169,7 +169,55 @@ exceptions = Table(
     Column("resolution", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("case_id", BigInteger, nullable=True),  # the case grouping it with its cause
     Index(None, "workspace", "state", "category"),
+    Index(None, "case_id", "state"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace", String(63), nullable=False),
+    Column("key", String(64), nullable=False),  # the cause: category + normalised reason
+    Column("category", String(32), nullable=False),
+    Column("connection", String(63), nullable=True),  # the system the cause is about
+    Column("title", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("fix", Text, nullable=False),
+    Column("hint", Text, nullable=True),  # JSON: what a one-click fix needs (lookup table, key)
+    Column("state", String(16), nullable=False),  # open | closed
+    Column("assignee", String(200), nullable=True),
+    Column("resolution", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("closed_at", Float, nullable=True),
+    Index(None, "workspace", "state", "updated_at"),
+    Index(None, "workspace", "key", "state"),
+)
+
+case_notes = Table(
+    "case_notes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace", String(63), nullable=False),
+    Column("case_id", BigInteger, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "case_id", "created_at"),
+)
+
+lookup_overrides = Table(
+    "lookup_overrides",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("flow", String(200), primary_key=True),
+    Column("table_name", String(200), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 cross_references = Table(
@@ -216,6 +264,57 @@ api_keys = Table(
     Column("hash", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("created_at", Float, nullable=False),
+    Column("disabled_at", Float, nullable=True),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("workspace", String(63), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie's token
+    Column("user_id", BigInteger, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index(None, "user_id"),
+)
+
+alert_configs = Table(
+    "alert_configs",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("config", Text, nullable=False),  # JSON, secrets removed
+    Column("secrets", Text, nullable=False),  # encrypted JSON
+    Column("updated_at", Float, nullable=False),
+)
+
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("rule", String(200), primary_key=True),
+    Column("subject", String(300), primary_key=True),  # connection, flow or "" for the workspace
+    Column("state", String(16), nullable=False),  # ok | firing
+    Column("value", Float, nullable=True),
+    Column("since", Float, nullable=False),
+    Column("notified_at", Float, nullable=True),
 )
 
 ACTIVE_STATES = ("pending", "in_progress")
