@@ -50,6 +50,7 @@ connections = Table(
     Column("secrets", Text, nullable=False),  # encrypted JSON (MultiFernet token)
     Column("source", String(300), nullable=True),  # file it was applied from, or "api"
     Column("updated_at", Float, nullable=False),
+    Column("secrets_rotated_at", Float, nullable=True),  # when the credentials last changed
 )
 
 flows = Table(

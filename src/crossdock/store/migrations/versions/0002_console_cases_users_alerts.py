@@ -139,6 +139,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
+    with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("secrets_rotated_at", sa.Float(), nullable=True))
+
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("case_id", sa.BigInteger(), nullable=True))
         batch_op.create_index(
@@ -153,6 +156,9 @@ def downgrade() -> None:
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_exceptions_case_id_state"))
         batch_op.drop_column("case_id")
+
+    with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.drop_column("secrets_rotated_at")
 
     op.drop_table("users")
     op.drop_table("memberships")
