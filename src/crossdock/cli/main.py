@@ -634,6 +634,15 @@ def _register_sandboxes() -> None:
 _register_sandboxes()
 
 
+def _register_users() -> None:
+    from crossdock.cli.users import users_app
+
+    app.add_typer(users_app, name="users")
+
+
+_register_users()
+
+
 @app.command()
 def bench(
     database: Annotated[str, typer.Option(help="sqlite, postgresql, or both")] = "sqlite",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, update
 
+from crossdock.store.cases import close_settled_cases
 from crossdock.store.tables import deliveries, exceptions
 
 
@@ -50,3 +51,4 @@ def close_delivery(conn: Connection, delivery_id: int, now: float, detail: str) 
         .where(exceptions.c.delivery_id == delivery_id)
         .values(state="resolved", resolution=detail, updated_at=now)
     )
+    close_settled_cases(conn, now, delivery_ids=[delivery_id])

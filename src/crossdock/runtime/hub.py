@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import Connection, delete, func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -151,8 +151,13 @@ class Hub:
                 wake=self.wake,
             )
         )
+        from crossdock.console.app import create_console
+
+        console = create_console(api.state.ctx)
         rest = Starlette(
             routes=[
+                Route("/", _to_console),
+                Mount("/console", app=console),
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
                 Route("/metrics", metrics_endpoint(self)),
@@ -179,6 +184,10 @@ class Hub:
         except Exception:
             return JSONResponse({"status": "database unavailable"}, 503)
         return JSONResponse({"status": "ready", "registry": self._registry is not None})
+
+
+async def _to_console(_request: Request) -> Response:
+    return RedirectResponse("/console/", status_code=307)
 
 
 def backlog(conn: Connection) -> dict[str, float]:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crossdock.store.cases import attach_exception, close_settled_cases
 from crossdock.store.events import NewEvent, record_events
 from crossdock.store.tables import (
     BLOCKING_STATES,
@@ -290,6 +291,7 @@ def settle(conn: Connection, items: list[Settlement]) -> Sequence[bool]:
             .where(exceptions.c.delivery_id.in_(done), exceptions.c.state != "resolved")
             .values(state="resolved", resolution="delivered", updated_at=now)
         )
+        close_settled_cases(conn, now, delivery_ids=done)
     for s in items:
         if s.exception is not None:
             open_exception(conn, s, now)
@@ -303,7 +305,7 @@ def settle(conn: Connection, items: list[Settlement]) -> Sequence[bool]:
 
 
 def open_exception(conn: Connection, s: Settlement, now: float) -> None:
-    """Open (or re-open) the exception of a delivery."""
+    """Open (or re-open) the exception of a delivery and file it under its cause's case."""
     assert s.exception is not None
     category, reason, fix = s.exception
     values = {
@@ -314,20 +316,35 @@ def open_exception(conn: Connection, s: Settlement, now: float) -> None:
         "resolution": None,
         "updated_at": now,
     }
-    res = conn.execute(
-        update(exceptions).where(exceptions.c.delivery_id == s.delivery_id).values(**values)
-    )
-    if not res.rowcount:
-        conn.execute(
-            exceptions.insert().values(
-                workspace=s.workspace,
-                delivery_id=s.delivery_id,
-                flow=s.flow,
-                record_key=s.record_key,
-                created_at=now,
-                **values,
-            )
+    found = conn.execute(
+        select(exceptions.c.id).where(exceptions.c.delivery_id == s.delivery_id)
+    ).first()
+    if found is not None:
+        exception_id = int(found[0])
+        conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(**values))
+    else:
+        exception_id = int(
+            conn.execute(
+                exceptions.insert().values(
+                    workspace=s.workspace,
+                    delivery_id=s.delivery_id,
+                    flow=s.flow,
+                    record_key=s.record_key,
+                    created_at=now,
+                    **values,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
         )
+    attach_exception(
+        conn,
+        workspace=s.workspace,
+        exception_id=exception_id,
+        flow=s.flow,
+        category=category,
+        reason=reason,
+        fix=fix,
+        now=now,
+    )
 
 
 def upsert_xrefs(

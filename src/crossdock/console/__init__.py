@@ -1,0 +1,1 @@
+"""The operations console: sign-in, dashboard, cases, records, connections, flows."""

@@ -1,0 +1,208 @@
+"""Cases: exceptions grouped by their cause, the unit an operations person works on.
+
+One cause is one case: "The warehouse does not know SKU GHOST-1" is the same case for the
+37 orders it holds up, and "'shop' refused our credentials" is one case for every write
+to that shop. The cause is the exception's category and its reason with the parts that
+differ per record or per answer removed (what the vendor "said", request ids); see
+:func:`cause_key`. A case is opened with its first exception, gathers every later one
+with the same cause while it is open, and closes itself when none of its exceptions is
+still open (their deliveries succeeded, or were skipped or resolved by a person).
+
+Run inside the writer's transaction (called from ``store.deliveries.settle`` and the
+operator actions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select, update
+
+from crossdock.store.tables import case_notes, cases, exceptions
+
+__all__ = [
+    "Cause",
+    "add_note",
+    "attach_exception",
+    "cause_of",
+    "close_settled_cases",
+]
+
+# Per-answer detail the reason may carry after the cause ("It said: {...request id...}").
+_SAID = re.compile(r"\s*It said:.*$", re.DOTALL)
+# A connection the reason names first: "'shop' refused our credentials".
+_CONNECTION = re.compile(r"^'([^']+)'")
+# What the flows' lookup failure says (flows/failures.py).
+_LOOKUP = re.compile(
+    r"'(?P<key>[^']*)' is not in lookup table '(?P<table>[^']+)' of flow (?P<flow>\S+)"
+)
+# Causes that are about the system, not the record: one case per connection.
+_SYSTEM_CATEGORIES = {"auth", "unavailable", "unreachable", "timeout", "rate_limited"}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What groups exceptions into one case."""
+
+    key: str
+    title: str
+    connection: str | None
+    hint: dict[str, Any] | None
+
+
+def _first_sentence(text: str) -> str:
+    text = text.strip()
+    m = re.search(r"(?<=[.!?])\s+(?=[A-Z'\"])", text)
+    return text[: m.start()] if m else text
+
+
+def cause_of(category: str, reason: str, flow: str) -> Cause:
+    """The cause of an exception: its case key, a title and a one-click fix hint."""
+    core = _SAID.sub("", reason).strip()
+    m = _CONNECTION.match(core)
+    connection = m.group(1) if m else None
+    hint: dict[str, Any] | None = None
+    if category in _SYSTEM_CATEGORIES and connection:
+        basis = f"{category}\n{connection}"
+        title = _system_title(category, connection, core)
+    else:
+        basis = f"{category}\n{core}"
+        title = _first_sentence(core)
+    if category == "lookup":
+        lm = _LOOKUP.search(core)
+        if lm:
+            hint = {
+                "kind": "lookup",
+                "flow": lm.group("flow"),
+                "table": lm.group("table"),
+                "key": lm.group("key"),
+            }
+    key = hashlib.sha256(basis.encode()).hexdigest()[:32]
+    return Cause(key=key, title=title.rstrip("."), connection=connection, hint=hint)
+
+
+def _system_title(category: str, connection: str, core: str) -> str:
+    if category == "auth":
+        return f"'{connection}' rejected the credentials: writes to {connection} are stopped"
+    if category == "rate_limited":
+        return f"'{connection}' keeps asking us to slow down"
+    if category in ("unavailable", "unreachable"):
+        return f"'{connection}' is not answering: writes to {connection} are waiting"
+    if category == "timeout":
+        return f"'{connection}' does not answer in time"
+    return _first_sentence(core)
+
+
+def attach_exception(
+    conn: Connection,
+    *,
+    workspace: str,
+    exception_id: int,
+    flow: str,
+    category: str,
+    reason: str,
+    fix: str,
+    now: float,
+) -> int:
+    """Put an exception into the open case of its cause (opening one); returns the case id.
+
+    The case's reason and fix follow the latest exception, so the advice shown is current.
+    """
+    cause = cause_of(category, reason, flow)
+    row = conn.execute(
+        select(cases.c.id)
+        .where(cases.c.workspace == workspace, cases.c.key == cause.key, cases.c.state == "open")
+        .order_by(cases.c.id.desc())
+        .limit(1)
+    ).first()
+    reason_text = _SAID.sub("", reason).strip() if cause.connection else reason
+    if row is None:
+        case_id = int(
+            conn.execute(
+                cases.insert().values(
+                    workspace=workspace,
+                    key=cause.key,
+                    category=category,
+                    connection=cause.connection,
+                    title=cause.title,
+                    reason=reason_text,
+                    fix=fix,
+                    hint=orjson.dumps(cause.hint).decode() if cause.hint else None,
+                    state="open",
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        )
+    else:
+        case_id = int(row[0])
+        conn.execute(
+            update(cases)
+            .where(cases.c.id == case_id)
+            .values(reason=reason_text, fix=fix, updated_at=now)
+        )
+    conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(case_id=case_id))
+    return case_id
+
+
+def close_settled_cases(
+    conn: Connection,
+    now: float,
+    *,
+    delivery_ids: Sequence[int] = (),
+    case_ids: Iterable[int] = (),
+) -> list[int]:
+    """Close the open cases (of these deliveries' exceptions, or these cases) that have no
+    exception left open or retrying. Returns the ids of the cases closed."""
+    ids = set(case_ids)
+    for i in range(0, len(delivery_ids), 500):
+        chunk = list(delivery_ids[i : i + 500])
+        ids.update(
+            int(r[0])
+            for r in conn.execute(
+                select(exceptions.c.case_id)
+                .where(exceptions.c.delivery_id.in_(chunk), exceptions.c.case_id.is_not(None))
+                .distinct()
+            )
+        )
+    if not ids:
+        return []
+    still = {
+        int(r[0])
+        for r in conn.execute(
+            select(exceptions.c.case_id)
+            .where(exceptions.c.case_id.in_(ids), exceptions.c.state != "resolved")
+            .group_by(exceptions.c.case_id)
+        )
+    }
+    done = sorted(ids - still)
+    if done:
+        conn.execute(
+            update(cases)
+            .where(cases.c.id.in_(done), cases.c.state == "open")
+            .values(
+                state="closed",
+                closed_at=now,
+                updated_at=now,
+                resolution=func.coalesce(cases.c.resolution, "every delivery settled"),
+            )
+        )
+    return done
+
+
+def add_note(
+    conn: Connection, workspace: str, case_id: int, author: str, text: str, now: float
+) -> int:
+    """Add a note to a case; returns the note's id."""
+    res = conn.execute(
+        case_notes.insert().values(
+            workspace=workspace, case_id=case_id, author=author, text=text, created_at=now
+        )
+    )
+    conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
+    return int(res.inserted_primary_key[0])  # type: ignore[index]
