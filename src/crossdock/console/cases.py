@@ -1,17 +1,582 @@
-"""The Cases page (being built)."""
+"""Exception cases: failures grouped by cause, with the fix and the records affected.
+
+The list reads like an operations board ("The warehouse does not know SKU GHOST-1 — 37
+orders waiting"); a case's page has its plain reason, the suggested fix, the records
+waiting, notes and who is on it, and the actions: retry one or all, edit a payload and
+retry, set a lookup value and replay every affected delivery, skip, resolve, assign, note.
+A case closes itself when none of its deliveries is still waiting.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+import time
+from typing import Annotated, Any
 
-from crossdock.console.web import Viewing
+import orjson
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection, func, select, update
+
+from crossdock.console.web import Operating, Page, Viewing, not_found
+from crossdock.pipeline.actions import close_delivery, retry_deliveries
+from crossdock.store.cases import add_note, close_settled_cases
+from crossdock.store.overrides import set_lookup_value
+from crossdock.store.tables import (
+    attempts,
+    case_notes,
+    cases,
+    deliveries,
+    event_bodies,
+    events,
+    exceptions,
+    memberships,
+    users,
+)
 
 router = APIRouter()
 
+WAITING = ("open", "retrying")
+MAX_ROWS = 200
+CaseState = Annotated[str, Query(pattern="^(open|closed|all)$")]
 
-@router.get("/cases")
-async def cases_page(page: Viewing) -> HTMLResponse:
-    """The Cases page."""
+
+def _noun(event_type: str | None, n: int) -> str:
+    t = (event_type or "").lower()
+    for word, noun in (
+        ("order", "order"),
+        ("fulfil", "fulfillment"),
+        ("ship", "shipment"),
+        ("track", "shipment"),
+        ("stock", "stock update"),
+        ("inventory", "stock update"),
+        ("invoice", "invoice"),
+        ("label", "label"),
+    ):
+        if word in t:
+            return noun + ("" if n == 1 else "s")
+    return "record" if n == 1 else "records"
+
+
+def _case_rows(conn: Connection, ws: str, state: str) -> list[dict[str, Any]]:
+    q = select(cases).where(cases.c.workspace == ws)
+    if state != "all":
+        q = q.where(cases.c.state == state)
+    rows = list(conn.execute(q.order_by(cases.c.updated_at.desc()).limit(500)))
+    ids = [r.id for r in rows]
+    if not ids:
+        return []
+    waiting: dict[int, int] = {}
+    total: dict[int, int] = {}
+    first: dict[int, int] = {}
+    flows: dict[int, set[str]] = {}
+    for cid, st, flow, n, first_id in conn.execute(
+        select(
+            exceptions.c.case_id,
+            exceptions.c.state,
+            exceptions.c.flow,
+            func.count(),
+            func.min(exceptions.c.id),
+        )
+        .where(exceptions.c.case_id.in_(ids))
+        .group_by(exceptions.c.case_id, exceptions.c.state, exceptions.c.flow)
+    ):
+        total[cid] = total.get(cid, 0) + int(n)
+        if st in WAITING:
+            waiting[cid] = waiting.get(cid, 0) + int(n)
+        flows.setdefault(cid, set()).add(flow)
+        first[cid] = min(first.get(cid, first_id), first_id)
+    types = {
+        cid: t
+        for cid, t in conn.execute(
+            select(exceptions.c.case_id, events.c.type)
+            .select_from(
+                exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
+                    events, events.c.id == deliveries.c.event_id
+                )
+            )
+            .where(exceptions.c.id.in_(list(first.values())))
+        )
+    }
+    out = []
+    for r in rows:
+        n_wait = waiting.get(r.id, 0)
+        n_all = total.get(r.id, 0)
+        out.append(
+            {
+                **r._asdict(),
+                "waiting": n_wait,
+                "total": n_all,
+                "noun": _noun(types.get(r.id), n_wait if r.state == "open" else n_all),
+                "flows": sorted(flows.get(r.id, ())),
+            }
+        )
+    if state == "open":
+        out.sort(key=lambda c: (-c["waiting"], -c["updated_at"]))
+    return out
+
+
+@router.get("/cases", response_class=HTMLResponse)
+async def cases_page(page: Viewing, state: CaseState = "open") -> HTMLResponse:
+    """Open cases, biggest first (or closed ones, or all)."""
     page.nav = "cases"
-    return page.render("placeholder.html", title="Cases")
+    ws = page.workspace
+
+    def read(conn: Connection) -> dict[str, Any]:
+        counts: dict[str, int] = dict(
+            conn.execute(
+                select(cases.c.state, func.count())
+                .where(cases.c.workspace == ws)
+                .group_by(cases.c.state)
+            ).all()
+        )
+        return {"cases": _case_rows(conn, ws, state), "counts": counts}
+
+    data = await page.ctx.db.read(read)
+    return page.render("cases.html", title="Cases", state=state, **data)
+
+
+def _load_case(conn: Connection, ws: str, case_id: int) -> Any:
+    return conn.execute(select(cases).where(cases.c.workspace == ws, cases.c.id == case_id)).first()
+
+
+def _affected(conn: Connection, case_id: int) -> tuple[list[dict[str, Any]], int]:
+    n = conn.execute(
+        select(func.count()).select_from(exceptions).where(exceptions.c.case_id == case_id)
+    ).scalar_one()
+    rows = conn.execute(
+        select(
+            exceptions.c.id,
+            exceptions.c.flow,
+            exceptions.c.record_key,
+            exceptions.c.state,
+            exceptions.c.reason,
+            exceptions.c.resolution,
+            exceptions.c.updated_at,
+            deliveries.c.id.label("delivery_id"),
+            deliveries.c.state.label("delivery_state"),
+            deliveries.c.attempts,
+            events.c.connection,
+            events.c.type,
+            events.c.correlation_id,
+        )
+        .select_from(
+            exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
+                events, events.c.id == deliveries.c.event_id
+            )
+        )
+        .where(exceptions.c.case_id == case_id)
+        .order_by((exceptions.c.state == "resolved").asc(), exceptions.c.id.desc())
+        .limit(MAX_ROWS)
+    )
+    return [r._asdict() for r in rows], int(n)
+
+
+def _people(conn: Connection, ws: str) -> list[dict[str, str]]:
+    return [
+        {"username": r.username, "name": r.display_name, "role": r.role}
+        for r in conn.execute(
+            select(users.c.username, users.c.display_name, memberships.c.role)
+            .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
+            .where(
+                memberships.c.workspace == ws,
+                memberships.c.role.in_(("operator", "admin")),
+                users.c.disabled_at.is_(None),
+            )
+            .order_by(users.c.display_name)
+        )
+    ]
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+async def case_page(page: Viewing, case_id: int) -> HTMLResponse:
+    """One case: reason, fix, records waiting, notes, actions."""
+    page.nav = "cases"
+    ws = page.workspace
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        row = _load_case(conn, ws, case_id)
+        if row is None:
+            return None
+        affected, total = _affected(conn, case_id)
+        notes = [
+            r._asdict()
+            for r in conn.execute(
+                select(case_notes)
+                .where(case_notes.c.case_id == case_id)
+                .order_by(case_notes.c.created_at)
+            )
+        ]
+        waiting = sum(1 for a in affected if a["state"] in WAITING)
+        return {
+            "case": row._asdict(),
+            "hint": orjson.loads(row.hint) if row.hint else None,
+            "affected": affected,
+            "total": total,
+            "waiting": waiting,
+            "noun": _noun(affected[0]["type"] if affected else None, waiting),
+            "notes": notes,
+            "people": _people(conn, ws),
+        }
+
+    data = await page.ctx.db.read(read)
+    if data is None:
+        raise not_found("This case")
+    return page.render("case.html", title=data["case"]["title"], **data)
+
+
+# -- actions ----------------------------------------------------------------------------
+def _waiting_deliveries(conn: Connection, case_id: int) -> list[int]:
+    return [
+        int(r[0])
+        for r in conn.execute(
+            select(exceptions.c.delivery_id)
+            .select_from(exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id))
+            .where(
+                exceptions.c.case_id == case_id,
+                exceptions.c.state == "open",
+                deliveries.c.state == "exception",
+            )
+        )
+    ]
+
+
+async def _case_action(page: Page, case_id: int, act: Any) -> Any:
+    """Run ``act(conn, case_row, now)`` in one transaction; 404 when not this workspace's."""
+    ws = page.workspace
+
+    def write(conn: Connection) -> Any:
+        row = _load_case(conn, ws, case_id)
+        if row is None:
+            return _MISSING
+        return act(conn, row, time.time())
+
+    result = await page.ctx.db.write(write)
+    if result is _MISSING:
+        raise not_found("This case")
+    return result
+
+
+_MISSING = object()
+
+
+def _retry_all(conn: Connection, ids: list[int], now: float) -> int:
+    done = 0
+    for i in range(0, len(ids), 500):
+        done += retry_deliveries(conn, ids[i : i + 500], now)
+    return done
+
+
+@router.post("/cases/{case_id}/retry")
+async def retry_case(page: Operating, case_id: int) -> Response:
+    """Retry every delivery of the case that is waiting in the exception queue."""
+    n = await _case_action(
+        page,
+        case_id,
+        lambda conn, row, now: _retry_all(conn, _waiting_deliveries(conn, case_id), now),
+    )
+    page.ctx.wake()
+    if not n:
+        return page.back(f"cases/{case_id}", problem="Nothing is waiting in this case to retry.")
+    return page.back(f"cases/{case_id}", notice=f"Retrying {n} deliveries now.")
+
+
+@router.post("/cases/{case_id}/lookup")
+async def fix_lookup(
+    page: Operating,
+    case_id: int,
+    flow: Annotated[str, Form(min_length=1, max_length=200)],
+    table: Annotated[str, Form(min_length=1, max_length=200)],
+    key: Annotated[str, Form(max_length=300)],
+    value: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Set a lookup value, then replay every delivery of the case with it."""
+    value = value.strip()
+    if not value:
+        return page.back(
+            f"cases/{case_id}",
+            problem=f"Type the value that '{key}' should become in table '{table}'.",
+        )
+    registry = page.ctx.registry()
+    fl = registry.flow(page.workspace, flow)
+    if fl is None or table not in fl.lookups:
+        return page.back(
+            f"cases/{case_id}",
+            problem=f"Flow '{flow}' has no lookup table '{table}'; fix the flow file instead.",
+        )
+    by = page.user.username
+    sqlite = page.ctx.db.is_sqlite
+
+    def act(conn: Connection, row: Any, now: float) -> int:
+        set_lookup_value(conn, page.workspace, flow, table, key, value, by, now)
+        add_note(
+            conn,
+            page.workspace,
+            case_id,
+            by,
+            f"Set '{key}' = '{value}' in table '{table}' "
+            f"of flow {flow}, and replayed the waiting deliveries.",
+            now,
+        )
+        # Other worker processes (PostgreSQL) pick up the new value within their reload
+        # interval; give them that long before the replay.
+        return _retry_all(conn, _waiting_deliveries(conn, case_id), now if sqlite else now + 3)
+
+    n = await _case_action(page, case_id, act)
+    page.ctx.on_change()
+    page.ctx.wake()
+    return page.back(
+        f"cases/{case_id}",
+        notice=f"'{key}' now maps to '{value}' in '{table}'. Replaying {n} deliveries.",
+    )
+
+
+def _close_all(conn: Connection, case_id: int, now: float, detail: str) -> int:
+    ids = _waiting_deliveries(conn, case_id)
+    for d in ids:
+        close_delivery(conn, d, now, detail)
+    conn.execute(
+        update(cases).where(cases.c.id == case_id).values(resolution=detail, updated_at=now)
+    )
+    close_settled_cases(conn, now, case_ids=[case_id])
+    return len(ids)
+
+
+@router.post("/cases/{case_id}/skip")
+async def skip_case(
+    page: Operating,
+    case_id: int,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Skip every waiting delivery of the case for good (with who and why)."""
+    if not reason.strip():
+        return page.back(f"cases/{case_id}", problem="Say why these deliveries are skipped.")
+    detail = f"skipped by {page.user.username}: {reason.strip()}"
+    n = await _case_action(
+        page, case_id, lambda conn, row, now: _close_all(conn, case_id, now, detail)
+    )
+    return page.back(f"cases/{case_id}", notice=f"Skipped {n} deliveries; the case is closed.")
+
+
+@router.post("/cases/{case_id}/resolve")
+async def resolve_case(
+    page: Operating,
+    case_id: int,
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Mark the case resolved outside Crossdock; its waiting deliveries count as skipped."""
+    if not note.strip():
+        return page.back(f"cases/{case_id}", problem="Say what was done to resolve it.")
+    detail = f"resolved by {page.user.username}: {note.strip()}"
+    n = await _case_action(
+        page, case_id, lambda conn, row, now: _close_all(conn, case_id, now, detail)
+    )
+    return page.back(f"cases/{case_id}", notice=f"Resolved; {n} deliveries closed.")
+
+
+@router.post("/cases/{case_id}/assign")
+async def assign_case(
+    page: Operating,
+    case_id: int,
+    assignee: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Give the case to a person of the workspace (or to nobody)."""
+    who = assignee.strip().lower()
+
+    def act(conn: Connection, row: Any, now: float) -> str:
+        if who and who not in {p["username"] for p in _people(conn, page.workspace)}:
+            return "unknown"
+        conn.execute(
+            update(cases).where(cases.c.id == case_id).values(assignee=who or None, updated_at=now)
+        )
+        add_note(
+            conn,
+            page.workspace,
+            case_id,
+            page.user.username,
+            f"Assigned to {who}." if who else "Unassigned.",
+            now,
+        )
+        return "ok"
+
+    result = await _case_action(page, case_id, act)
+    if result == "unknown":
+        return page.back(
+            f"cases/{case_id}",
+            problem=f"'{who}' is not an operator or admin of this workspace.",
+        )
+    return page.back(f"cases/{case_id}", notice=f"Assigned to {who}." if who else "Unassigned.")
+
+
+@router.post("/cases/{case_id}/note")
+async def note_case(
+    page: Operating,
+    case_id: int,
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Add a note to the case."""
+    if not text.strip():
+        return page.back(f"cases/{case_id}", problem="The note is empty.")
+    await _case_action(
+        page,
+        case_id,
+        lambda conn, row, now: add_note(
+            conn, page.workspace, case_id, page.user.username, text.strip(), now
+        ),
+    )
+    return page.back(f"cases/{case_id}", notice="Note added.")
+
+
+# -- one affected delivery ----------------------------------------------------------------
+def _exception_row(conn: Connection, ws: str, case_id: int, exception_id: int) -> Any:
+    return conn.execute(
+        select(
+            exceptions.c.id,
+            exceptions.c.flow,
+            exceptions.c.record_key,
+            exceptions.c.reason,
+            exceptions.c.state,
+            deliveries.c.id.label("delivery_id"),
+            deliveries.c.state.label("delivery_state"),
+            deliveries.c.override_body,
+            deliveries.c.event_id,
+        )
+        .select_from(exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id))
+        .where(
+            exceptions.c.workspace == ws,
+            exceptions.c.case_id == case_id,
+            exceptions.c.id == exception_id,
+        )
+    ).first()
+
+
+async def _one(page: Page, case_id: int, exception_id: int, act: Any) -> str:
+    ws = page.workspace
+
+    def write(conn: Connection) -> str:
+        row = _exception_row(conn, ws, case_id, exception_id)
+        if row is None:
+            return "missing"
+        if row.delivery_state != "exception":
+            return "not-waiting"
+        act(conn, row, time.time())
+        return "done"
+
+    status = await page.ctx.db.write(write)
+    if status == "missing":
+        raise not_found("This exception")
+    return str(status)
+
+
+@router.post("/cases/{case_id}/exceptions/{exception_id}/retry")
+async def retry_one(page: Operating, case_id: int, exception_id: int) -> Response:
+    """Retry one delivery of the case."""
+    status = await _one(
+        page, case_id, exception_id, lambda c, r, now: retry_deliveries(c, [r.delivery_id], now)
+    )
+    page.ctx.wake()
+    if status != "done":
+        return page.back(f"cases/{case_id}", problem="That delivery is not waiting any more.")
+    return page.back(f"cases/{case_id}", notice=f"Retrying exception {exception_id} now.")
+
+
+@router.post("/cases/{case_id}/exceptions/{exception_id}/skip")
+async def skip_one(page: Operating, case_id: int, exception_id: int) -> Response:
+    """Skip one delivery of the case for good."""
+    detail = f"skipped by {page.user.username}"
+
+    def act(conn: Connection, r: Any, now: float) -> None:
+        close_delivery(conn, r.delivery_id, now, detail)
+
+    status = await _one(page, case_id, exception_id, act)
+    if status != "done":
+        return page.back(f"cases/{case_id}", problem="That delivery is not waiting any more.")
+    return page.back(f"cases/{case_id}", notice=f"Skipped exception {exception_id}.")
+
+
+def _last_request_body(conn: Connection, delivery_id: int) -> str | None:
+    return conn.execute(
+        select(attempts.c.request_body)
+        .where(attempts.c.delivery_id == delivery_id, attempts.c.request_body.is_not(None))
+        .order_by(attempts.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _pretty(text: str | None) -> str:
+    if not text:
+        return ""
+    try:
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        return text
+
+
+async def _edit_data(page: Page, case_id: int, exception_id: int) -> dict[str, Any]:
+    from crossdock.api.queue_routes import _redactor
+
+    ws = page.workspace
+    redact = _redactor(page.ctx, ws)
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        row = _exception_row(conn, ws, case_id, exception_id)
+        if row is None:
+            return None
+        ev = conn.execute(select(events).where(events.c.id == row.event_id)).first()
+        body = conn.execute(
+            select(event_bodies.c.body).where(event_bodies.c.event_id == row.event_id)
+        ).scalar()
+        sent = row.override_body or _last_request_body(conn, row.delivery_id)
+        conn_name = ev.connection if ev is not None else ""
+        return {
+            "exc": row._asdict(),
+            "payload": _pretty(redact(conn_name, sent)) if sent else "",
+            "event_body": _pretty(redact(conn_name, body or "")),
+            "event": ev._asdict() if ev is not None else None,
+            "case_id": case_id,
+        }
+
+    data = await page.ctx.db.read(read)
+    if data is None:
+        raise not_found("This exception")
+    return data
+
+
+@router.get("/cases/{case_id}/exceptions/{exception_id}/edit", response_class=HTMLResponse)
+async def edit_form(page: Viewing, case_id: int, exception_id: int) -> HTMLResponse:
+    """The payload editor for one delivery (prefilled with what was last sent)."""
+    page.nav = "cases"
+    data = await _edit_data(page, case_id, exception_id)
+    return page.render("case_edit.html", title="Edit and retry", **data)
+
+
+@router.post("/cases/{case_id}/exceptions/{exception_id}/edit", response_class=HTMLResponse)
+async def edit_and_retry(
+    page: Operating,
+    case_id: int,
+    exception_id: int,
+    payload: Annotated[str, Form(max_length=8 * 1024 * 1024)] = "",
+) -> Response:
+    """Send this JSON instead of the mapped payload, now."""
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        page.nav = "cases"
+        data = await _edit_data(page, case_id, exception_id)
+        data["payload"] = payload  # keep what was typed
+        data["problem"] = f"The payload is not valid JSON ({exc}). Nothing was sent."
+        return page.render("case_edit.html", status=422, title="Edit and retry", **data)
+    body = orjson.dumps(parsed).decode()
+
+    def act(conn: Connection, r: Any, now: float) -> None:
+        conn.execute(
+            update(deliveries).where(deliveries.c.id == r.delivery_id).values(override_body=body)
+        )
+        retry_deliveries(conn, [r.delivery_id], now)
+
+    status = await _one(page, case_id, exception_id, act)
+    page.ctx.wake()
+    if status != "done":
+        return page.back(f"cases/{case_id}", problem="That delivery is not waiting any more.")
+    return page.back(
+        f"cases/{case_id}", notice=f"Sending the edited payload for exception {exception_id}."
+    )
