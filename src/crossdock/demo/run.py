@@ -159,6 +159,27 @@ class HubView:
         except Exception:
             return {}
 
+    def console_user(self, workspace: str = "acme") -> tuple[str, str]:
+        """A console user for the demo (admin of ``workspace``) with a fresh password."""
+        import secrets
+
+        from sqlalchemy import select
+
+        from crossdock.console.users import create_user, grant, set_password
+        from crossdock.store.tables import users
+
+        password = secrets.token_urlsafe(12)
+
+        def write(conn: Any) -> None:
+            if conn.execute(select(users.c.id).where(users.c.username == "demo")).first():
+                set_password(conn, "demo", password)
+            else:
+                create_user(conn, "demo", password, "Demo operator")
+            grant(conn, "demo", workspace, "admin")
+
+        self.db.write_sync(write)
+        return "demo", password
+
     def cases(self) -> list[tuple[str, str, int]]:
         """Open exceptions grouped by category and reason, biggest first."""
         from sqlalchemy import func, select
@@ -217,10 +238,16 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
                     "requests/min. Ctrl-C stops.",
                     highlight=False,
                 )
+                view = HubView(project)
+                user, password = view.console_user()
+                console.print(
+                    f"Console: {hub_url}/console/  user [bold]{user}[/bold], password "
+                    f"[bold]{password}[/bold] (new each run)",
+                    highlight=False,
+                )
                 gen = Generator(sandbox, opts, stop)
                 started = time.monotonic()
                 gen.start()
-                view = HubView(project)
                 try:
                     result = _watch(opts, console, sandbox, view, gen, stop, started)
                     stop.set()
@@ -336,7 +363,8 @@ def _final(
         "  crossdock exceptions list       what needs a person, and the fix\n"
         "  crossdock status                received = succeeded + skipped + ...\n"
         "  crossdock keys create -w acme   a key for the REST API, then\n"
-        f"  {hub_url}/api/v1/docs  (while the demo runs)\n"
+        "  crossdock serve                 the hub again, with the console at\n"
+        f"  {hub_url}/console/  (user demo, password above) and the API at /api/v1/docs\n"
         f"  hub log: {project}/.crossdock/demo-hub.log",
         highlight=False,
     )
