@@ -14,6 +14,7 @@ Users and their roles per workspace are managed with ``crossdock users``.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
@@ -43,7 +44,7 @@ def create_console(ctx: ApiContext, *, secure_cookies: bool = False) -> FastAPI:
     """The console application around ``ctx`` (mount it at ``/console``)."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    app.state.secure_cookies = secure_cookies
+    app.state.secure_cookies = secure_cookies or os.environ.get("CROSSDOCK_SECURE_COOKIES") == "1"
     app.add_exception_handler(ConsoleError, error_response)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_api_route("/", home, methods=["GET"])
@@ -53,6 +54,12 @@ def create_console(ctx: ApiContext, *, secure_cookies: bool = False) -> FastAPI:
     for module in PAGES:
         app.include_router(module.router, prefix="/w/{ws}")
     return app
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are Secure when the console is reached over HTTPS (directly or through a
+    proxy that uvicorn trusts), or when ``CROSSDOCK_SECURE_COOKIES=1``."""
+    return bool(request.app.state.secure_cookies) or request.url.scheme == "https"
 
 
 def _safe_next(target: str | None) -> str:
@@ -105,7 +112,7 @@ def _login_page(request: Request, token: str, problem: str = "", status: int = 2
         max_age=3600,
         httponly=True,
         samesite="strict",
-        secure=request.app.state.secure_cookies,
+        secure=_secure(request),
         path="/console",
     )
     return resp
@@ -157,7 +164,7 @@ async def login(
         token,
         httponly=True,
         samesite="lax",
-        secure=request.app.state.secure_cookies,
+        secure=_secure(request),
         path="/",
     )
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
