@@ -201,3 +201,53 @@ def test_system_causes_group_by_connection_whatever_the_vendor_said() -> None:
     e = cause_of("lookup", "SKU 'X-2' is not in lookup table 'skus' of flow f", "f")
     assert d.key != e.key
     assert d.hint == {"kind": "lookup", "flow": "f", "table": "skus", "key": "X-1"}
+
+
+def test_the_api_lists_cases_and_a_lookup_fix_through_it_replays_the_case(
+    console_hub: ConsoleHub,
+) -> None:
+    from crossdock.api.keys import create_api_key
+    from crossdock.store.database import Database
+
+    db = Database(console_hub.database_url)
+    try:
+        key = create_api_key(db, "acme", "ops-script", "operator")
+        viewer_key = create_api_key(db, "acme", "wallboard", "viewer")
+        globex_key = create_api_key(db, "globex", "globex-admin", "admin")
+    finally:
+        db.close()
+    console_hub.send("acme", order("API-1", ["APIFIX-1"]))
+    api = httpx.Client(
+        base_url=console_hub.url + "/api/v1", headers={"Authorization": f"Bearer {key}"}
+    )
+
+    def find() -> dict[str, object] | None:
+        items = api.get("/workspaces/acme/cases").json()["items"]
+        return next((c for c in items if "APIFIX-1" in c["title"]), None)
+
+    case = console_hub.wait(find, what="the case in the API")
+    assert case["one_click_fix"] == {
+        "kind": "lookup",
+        "flow": "orders-to-warehouse",
+        "table": "skus",
+        "key": "APIFIX-1",
+    }
+    url = f"/workspaces/acme/cases/{case['id']}"
+    other = httpx.get(
+        console_hub.url + "/api/v1" + url, headers={"Authorization": f"Bearer {globex_key}"}
+    )
+    assert other.status_code == 404
+    fix = {"flow": "orders-to-warehouse", "table": "skus", "key": "APIFIX-1", "value": "WH-API"}
+    refused = httpx.post(
+        console_hub.url + "/api/v1" + url + "/lookup",
+        json=fix,
+        headers={"Authorization": f"Bearer {viewer_key}"},
+    )
+    assert refused.status_code == 403
+    r = api.post(url + "/lookup", json=fix)
+    assert r.status_code == 200 and r.json()["replayed"] == 1
+    console_hub.wait(lambda: api.get(url).json()["state"] == "closed", what="the case to close")
+    assert any(
+        p["body"]["order_number"] == "#API-1" and p["body"]["lines"][0]["item"] == "WH-API"
+        for p in console_hub.picks("acme")
+    )

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from crossdock.api import problems
+from crossdock.api.case_routes import router as case_router
 from crossdock.api.config_routes import router as config_router
 from crossdock.api.context import ApiContext
 from crossdock.api.queue_routes import router as queue_router
@@ -68,7 +69,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    for router in (config_router, queue_router):
+    for router in (config_router, queue_router, case_router):
         _add_routes(app, router)
     return app
 

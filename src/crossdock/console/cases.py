@@ -19,7 +19,17 @@ from sqlalchemy import Connection, func, select, update
 
 from crossdock.console.web import Operating, Page, Viewing, not_found
 from crossdock.pipeline.actions import close_delivery, retry_deliveries
-from crossdock.store.cases import add_note, close_settled_cases
+from crossdock.store.cases import (
+    WAITING,
+    add_note,
+    affected_records,
+    case_noun,
+    case_rows,
+    close_all,
+    load_case,
+    retry_all,
+    waiting_deliveries,
+)
 from crossdock.store.overrides import set_lookup_value
 from crossdock.store.tables import (
     attempts,
@@ -35,84 +45,7 @@ from crossdock.store.tables import (
 
 router = APIRouter()
 
-WAITING = ("open", "retrying")
-MAX_ROWS = 200
 CaseState = Annotated[str, Query(pattern="^(open|closed|all)$")]
-
-
-def _noun(event_type: str | None, n: int) -> str:
-    t = (event_type or "").lower()
-    for word, noun in (
-        ("order", "order"),
-        ("fulfil", "fulfillment"),
-        ("ship", "shipment"),
-        ("track", "shipment"),
-        ("stock", "stock update"),
-        ("inventory", "stock update"),
-        ("invoice", "invoice"),
-        ("label", "label"),
-    ):
-        if word in t:
-            return noun + ("" if n == 1 else "s")
-    return "record" if n == 1 else "records"
-
-
-def _case_rows(conn: Connection, ws: str, state: str) -> list[dict[str, Any]]:
-    q = select(cases).where(cases.c.workspace == ws)
-    if state != "all":
-        q = q.where(cases.c.state == state)
-    rows = list(conn.execute(q.order_by(cases.c.updated_at.desc()).limit(500)))
-    ids = [r.id for r in rows]
-    if not ids:
-        return []
-    waiting: dict[int, int] = {}
-    total: dict[int, int] = {}
-    first: dict[int, int] = {}
-    flows: dict[int, set[str]] = {}
-    for cid, st, flow, n, first_id in conn.execute(
-        select(
-            exceptions.c.case_id,
-            exceptions.c.state,
-            exceptions.c.flow,
-            func.count(),
-            func.min(exceptions.c.id),
-        )
-        .where(exceptions.c.case_id.in_(ids))
-        .group_by(exceptions.c.case_id, exceptions.c.state, exceptions.c.flow)
-    ):
-        total[cid] = total.get(cid, 0) + int(n)
-        if st in WAITING:
-            waiting[cid] = waiting.get(cid, 0) + int(n)
-        flows.setdefault(cid, set()).add(flow)
-        first[cid] = min(first.get(cid, first_id), first_id)
-    types = {
-        cid: t
-        for cid, t in conn.execute(
-            select(exceptions.c.case_id, events.c.type)
-            .select_from(
-                exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
-                    events, events.c.id == deliveries.c.event_id
-                )
-            )
-            .where(exceptions.c.id.in_(list(first.values())))
-        )
-    }
-    out = []
-    for r in rows:
-        n_wait = waiting.get(r.id, 0)
-        n_all = total.get(r.id, 0)
-        out.append(
-            {
-                **r._asdict(),
-                "waiting": n_wait,
-                "total": n_all,
-                "noun": _noun(types.get(r.id), n_wait if r.state == "open" else n_all),
-                "flows": sorted(flows.get(r.id, ())),
-            }
-        )
-    if state == "open":
-        out.sort(key=lambda c: (-c["waiting"], -c["updated_at"]))
-    return out
 
 
 @router.get("/cases", response_class=HTMLResponse)
@@ -129,46 +62,10 @@ async def cases_page(page: Viewing, state: CaseState = "open") -> HTMLResponse:
                 .group_by(cases.c.state)
             ).all()
         )
-        return {"cases": _case_rows(conn, ws, state), "counts": counts}
+        return {"cases": case_rows(conn, ws, state), "counts": counts}
 
     data = await page.ctx.db.read(read)
     return page.render("cases.html", title="Cases", state=state, **data)
-
-
-def _load_case(conn: Connection, ws: str, case_id: int) -> Any:
-    return conn.execute(select(cases).where(cases.c.workspace == ws, cases.c.id == case_id)).first()
-
-
-def _affected(conn: Connection, case_id: int) -> tuple[list[dict[str, Any]], int]:
-    n = conn.execute(
-        select(func.count()).select_from(exceptions).where(exceptions.c.case_id == case_id)
-    ).scalar_one()
-    rows = conn.execute(
-        select(
-            exceptions.c.id,
-            exceptions.c.flow,
-            exceptions.c.record_key,
-            exceptions.c.state,
-            exceptions.c.reason,
-            exceptions.c.resolution,
-            exceptions.c.updated_at,
-            deliveries.c.id.label("delivery_id"),
-            deliveries.c.state.label("delivery_state"),
-            deliveries.c.attempts,
-            events.c.connection,
-            events.c.type,
-            events.c.correlation_id,
-        )
-        .select_from(
-            exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
-                events, events.c.id == deliveries.c.event_id
-            )
-        )
-        .where(exceptions.c.case_id == case_id)
-        .order_by((exceptions.c.state == "resolved").asc(), exceptions.c.id.desc())
-        .limit(MAX_ROWS)
-    )
-    return [r._asdict() for r in rows], int(n)
 
 
 def _people(conn: Connection, ws: str) -> list[dict[str, str]]:
@@ -194,10 +91,10 @@ async def case_page(page: Viewing, case_id: int) -> HTMLResponse:
     ws = page.workspace
 
     def read(conn: Connection) -> dict[str, Any] | None:
-        row = _load_case(conn, ws, case_id)
+        row = load_case(conn, ws, case_id)
         if row is None:
             return None
-        affected, total = _affected(conn, case_id)
+        affected, total = affected_records(conn, case_id)
         notes = [
             r._asdict()
             for r in conn.execute(
@@ -213,7 +110,7 @@ async def case_page(page: Viewing, case_id: int) -> HTMLResponse:
             "affected": affected,
             "total": total,
             "waiting": waiting,
-            "noun": _noun(affected[0]["type"] if affected else None, waiting),
+            "noun": case_noun(affected[0]["type"] if affected else None, waiting),
             "notes": notes,
             "people": _people(conn, ws),
         }
@@ -225,27 +122,12 @@ async def case_page(page: Viewing, case_id: int) -> HTMLResponse:
 
 
 # -- actions ----------------------------------------------------------------------------
-def _waiting_deliveries(conn: Connection, case_id: int) -> list[int]:
-    return [
-        int(r[0])
-        for r in conn.execute(
-            select(exceptions.c.delivery_id)
-            .select_from(exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id))
-            .where(
-                exceptions.c.case_id == case_id,
-                exceptions.c.state == "open",
-                deliveries.c.state == "exception",
-            )
-        )
-    ]
-
-
 async def _case_action(page: Page, case_id: int, act: Any) -> Any:
     """Run ``act(conn, case_row, now)`` in one transaction; 404 when not this workspace's."""
     ws = page.workspace
 
     def write(conn: Connection) -> Any:
-        row = _load_case(conn, ws, case_id)
+        row = load_case(conn, ws, case_id)
         if row is None:
             return _MISSING
         return act(conn, row, time.time())
@@ -259,20 +141,13 @@ async def _case_action(page: Page, case_id: int, act: Any) -> Any:
 _MISSING = object()
 
 
-def _retry_all(conn: Connection, ids: list[int], now: float) -> int:
-    done = 0
-    for i in range(0, len(ids), 500):
-        done += retry_deliveries(conn, ids[i : i + 500], now)
-    return done
-
-
 @router.post("/cases/{case_id}/retry")
 async def retry_case(page: Operating, case_id: int) -> Response:
     """Retry every delivery of the case that is waiting in the exception queue."""
     n = await _case_action(
         page,
         case_id,
-        lambda conn, row, now: _retry_all(conn, _waiting_deliveries(conn, case_id), now),
+        lambda conn, row, now: retry_all(conn, waiting_deliveries(conn, case_id), now),
     )
     page.ctx.wake()
     if not n:
@@ -319,7 +194,7 @@ async def fix_lookup(
         )
         # Other worker processes (PostgreSQL) pick up the new value within their reload
         # interval; give them that long before the replay.
-        return _retry_all(conn, _waiting_deliveries(conn, case_id), now if sqlite else now + 3)
+        return retry_all(conn, waiting_deliveries(conn, case_id), now if sqlite else now + 3)
 
     n = await _case_action(page, case_id, act)
     page.ctx.on_change()
@@ -328,17 +203,6 @@ async def fix_lookup(
         f"cases/{case_id}",
         notice=f"'{key}' now maps to '{value}' in '{table}'. Replaying {n} deliveries.",
     )
-
-
-def _close_all(conn: Connection, case_id: int, now: float, detail: str) -> int:
-    ids = _waiting_deliveries(conn, case_id)
-    for d in ids:
-        close_delivery(conn, d, now, detail)
-    conn.execute(
-        update(cases).where(cases.c.id == case_id).values(resolution=detail, updated_at=now)
-    )
-    close_settled_cases(conn, now, case_ids=[case_id])
-    return len(ids)
 
 
 @router.post("/cases/{case_id}/skip")
@@ -352,7 +216,7 @@ async def skip_case(
         return page.back(f"cases/{case_id}", problem="Say why these deliveries are skipped.")
     detail = f"skipped by {page.user.username}: {reason.strip()}"
     n = await _case_action(
-        page, case_id, lambda conn, row, now: _close_all(conn, case_id, now, detail)
+        page, case_id, lambda conn, row, now: close_all(conn, case_id, now, detail)
     )
     return page.back(f"cases/{case_id}", notice=f"Skipped {n} deliveries; the case is closed.")
 
@@ -368,7 +232,7 @@ async def resolve_case(
         return page.back(f"cases/{case_id}", problem="Say what was done to resolve it.")
     detail = f"resolved by {page.user.username}: {note.strip()}"
     n = await _case_action(
-        page, case_id, lambda conn, row, now: _close_all(conn, case_id, now, detail)
+        page, case_id, lambda conn, row, now: close_all(conn, case_id, now, detail)
     )
     return page.back(f"cases/{case_id}", notice=f"Resolved; {n} deliveries closed.")
 

@@ -23,14 +23,22 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, func, select, update
 
-from crossdock.store.tables import case_notes, cases, exceptions
+from crossdock.store.tables import case_notes, cases, deliveries, events, exceptions
 
 __all__ = [
+    "WAITING",
     "Cause",
     "add_note",
+    "affected_records",
     "attach_exception",
+    "case_noun",
+    "case_rows",
     "cause_of",
+    "close_all",
     "close_settled_cases",
+    "load_case",
+    "retry_all",
+    "waiting_deliveries",
 ]
 
 # Per-answer detail the reason may carry after the cause ("It said: {...request id...}").
@@ -41,6 +49,10 @@ _CONNECTION = re.compile(r"^'([^']+)'")
 _LOOKUP = re.compile(
     r"'(?P<key>[^']*)' is not in lookup table '(?P<table>[^']+)' of flow (?P<flow>\S+)"
 )
+WAITING = ("open", "retrying")
+"""Exception states of records still waiting in a case."""
+MAX_AFFECTED = 200
+
 # Causes that are about the system, not the record: one case per connection.
 _SYSTEM_CATEGORIES = {"auth", "unavailable", "unreachable", "timeout", "rate_limited"}
 
@@ -206,3 +218,159 @@ def add_note(
     )
     conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
     return int(res.inserted_primary_key[0])  # type: ignore[index]
+
+
+# -- reading and acting on cases (the console and the API) ------------------------------
+def case_noun(event_type: str | None, n: int) -> str:
+    """What the records of a case are, in words ("orders", "shipment"), from an event type."""
+    t = (event_type or "").lower()
+    for word, noun in (
+        ("order", "order"),
+        ("fulfil", "fulfillment"),
+        ("ship", "shipment"),
+        ("track", "shipment"),
+        ("stock", "stock update"),
+        ("inventory", "stock update"),
+        ("invoice", "invoice"),
+        ("label", "label"),
+    ):
+        if word in t:
+            return noun + ("" if n == 1 else "s")
+    return "record" if n == 1 else "records"
+
+
+def case_rows(conn: Connection, ws: str, state: str) -> list[dict[str, Any]]:
+    """A workspace's cases (``open``, ``closed`` or ``all``) with how many records wait."""
+    q = select(cases).where(cases.c.workspace == ws)
+    if state != "all":
+        q = q.where(cases.c.state == state)
+    rows = list(conn.execute(q.order_by(cases.c.updated_at.desc()).limit(500)))
+    ids = [r.id for r in rows]
+    if not ids:
+        return []
+    waiting: dict[int, int] = {}
+    total: dict[int, int] = {}
+    first: dict[int, int] = {}
+    flows: dict[int, set[str]] = {}
+    for cid, st, flow, n, first_id in conn.execute(
+        select(
+            exceptions.c.case_id,
+            exceptions.c.state,
+            exceptions.c.flow,
+            func.count(),
+            func.min(exceptions.c.id),
+        )
+        .where(exceptions.c.case_id.in_(ids))
+        .group_by(exceptions.c.case_id, exceptions.c.state, exceptions.c.flow)
+    ):
+        total[cid] = total.get(cid, 0) + int(n)
+        if st in WAITING:
+            waiting[cid] = waiting.get(cid, 0) + int(n)
+        flows.setdefault(cid, set()).add(flow)
+        first[cid] = min(first.get(cid, first_id), first_id)
+    types = {
+        cid: t
+        for cid, t in conn.execute(
+            select(exceptions.c.case_id, events.c.type)
+            .select_from(
+                exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
+                    events, events.c.id == deliveries.c.event_id
+                )
+            )
+            .where(exceptions.c.id.in_(list(first.values())))
+        )
+    }
+    out = []
+    for r in rows:
+        n_wait = waiting.get(r.id, 0)
+        n_all = total.get(r.id, 0)
+        out.append(
+            {
+                **r._asdict(),
+                "waiting": n_wait,
+                "total": n_all,
+                "noun": case_noun(types.get(r.id), n_wait if r.state == "open" else n_all),
+                "flows": sorted(flows.get(r.id, ())),
+            }
+        )
+    if state == "open":
+        out.sort(key=lambda c: (-c["waiting"], -c["updated_at"]))
+    return out
+
+
+def load_case(conn: Connection, ws: str, case_id: int) -> Any:
+    """The case's row, or None when it is not this workspace's."""
+    return conn.execute(select(cases).where(cases.c.workspace == ws, cases.c.id == case_id)).first()
+
+
+def affected_records(conn: Connection, case_id: int) -> tuple[list[dict[str, Any]], int]:
+    """The newest records of a case (waiting ones first) and how many there are in all."""
+    n = conn.execute(
+        select(func.count()).select_from(exceptions).where(exceptions.c.case_id == case_id)
+    ).scalar_one()
+    rows = conn.execute(
+        select(
+            exceptions.c.id,
+            exceptions.c.flow,
+            exceptions.c.record_key,
+            exceptions.c.state,
+            exceptions.c.reason,
+            exceptions.c.resolution,
+            exceptions.c.updated_at,
+            deliveries.c.id.label("delivery_id"),
+            deliveries.c.state.label("delivery_state"),
+            deliveries.c.attempts,
+            events.c.connection,
+            events.c.type,
+            events.c.correlation_id,
+        )
+        .select_from(
+            exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
+                events, events.c.id == deliveries.c.event_id
+            )
+        )
+        .where(exceptions.c.case_id == case_id)
+        .order_by((exceptions.c.state == "resolved").asc(), exceptions.c.id.desc())
+        .limit(MAX_AFFECTED)
+    )
+    return [r._asdict() for r in rows], int(n)
+
+
+def waiting_deliveries(conn: Connection, case_id: int) -> list[int]:
+    """Ids of the case's deliveries that wait in the exception queue."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            select(exceptions.c.delivery_id)
+            .select_from(exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id))
+            .where(
+                exceptions.c.case_id == case_id,
+                exceptions.c.state == "open",
+                deliveries.c.state == "exception",
+            )
+        )
+    ]
+
+
+def retry_all(conn: Connection, ids: list[int], now: float) -> int:
+    """Make these deliveries (waiting in the exception queue) due at ``now``."""
+    from crossdock.pipeline.actions import retry_deliveries
+
+    done = 0
+    for i in range(0, len(ids), 500):
+        done += retry_deliveries(conn, ids[i : i + 500], now)
+    return done
+
+
+def close_all(conn: Connection, case_id: int, now: float, detail: str) -> int:
+    """Skip every waiting delivery of a case with ``detail`` (who and why); close it."""
+    from crossdock.pipeline.actions import close_delivery
+
+    ids = waiting_deliveries(conn, case_id)
+    for d in ids:
+        close_delivery(conn, d, now, detail)
+    conn.execute(
+        update(cases).where(cases.c.id == case_id).values(resolution=detail, updated_at=now)
+    )
+    close_settled_cases(conn, now, case_ids=[case_id])
+    return len(ids)
