@@ -112,7 +112,7 @@ def _connection(ctx: ApiContext, row: Any) -> dict[str, Any]:
 
 
 # -- validation against stored flows ---------------------------------------------------
-def _workspace_configs(conn: Connection, ctx: ApiContext, ws: str) -> dict[str, Any]:
+def workspace_configs(conn: Connection, ctx: ApiContext, ws: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in conn.execute(select(connections).where(connections.c.workspace == ws)):
         try:
@@ -300,7 +300,7 @@ def put_connection(
         "source": "api",
     }
 
-    configs = ctx.db.read_sync(lambda c: _workspace_configs(c, ctx, ws))
+    configs = ctx.db.read_sync(lambda c: workspace_configs(c, ctx, ws))
     configs[name] = cfg
     broken = ctx.db.read_sync(lambda c: _broken_flows(c, ctx, ws, configs))
     if broken:
@@ -344,7 +344,7 @@ def delete_connection(ws: str, name: Name, ctx: Ctx, _p: Admin) -> Response:
         ).first()
         if exists is None:
             return False, []
-        configs = _workspace_configs(conn, ctx, ws)
+        configs = workspace_configs(conn, ctx, ws)
         configs.pop(name, None)
         return True, _broken_flows(conn, ctx, ws, configs)
 
@@ -428,7 +428,7 @@ def put_flow(
     """Validate a flow against the workspace's connections and store it."""
 
     def prepare(conn: Connection) -> tuple[str, dict[str, Any]]:
-        return _workspace_name(conn, ws), _workspace_configs(conn, ctx, ws)
+        return _workspace_name(conn, ws), workspace_configs(conn, ctx, ws)
 
     ws_name, configs = ctx.db.read_sync(prepare)
     flow, issues = parse_flow_source(ctx, ws, ws_name, name, body.source, configs)

@@ -46,3 +46,5 @@ class ApiContext:
     on_change: Callable[[], None] = _nothing
     wake: Callable[[], None] = _nothing
     root: Path | None = None
+    limiter: Callable[[], Any] = _nothing
+    """The worker's rate limiter in this process (None when no worker runs here)."""

@@ -55,6 +55,14 @@ class RateLimiter:
         """Seconds left in a pause of ``key``."""
         return max(0.0, self._pauses.get(key, 0.0) - time.monotonic())
 
+    def headroom(self, key: str) -> float | None:
+        """The share of ``key``'s burst available now (0..1); None when not limited here."""
+        b = self._buckets.get(key)
+        if b is None or not b.burst:
+            return None
+        tokens = min(b.burst, b.tokens + max(time.monotonic() - b.updated, 0.0) * b.rate)
+        return max(tokens, 0.0) / b.burst
+
     async def acquire(self, key: str) -> None:
         """Wait until a call on ``key`` is allowed."""
         while (wait := self.paused_for(key)) > 0:

@@ -77,6 +77,11 @@ class ConnectionRuntime:
             inst = self._connectors[loop] = instantiate(self.config, self.redactor)
         return inst
 
+    def live_connector(self) -> Connector | None:
+        """A connector instance this process already made, if any (never makes one): its
+        rate model has learnt the vendor's limits from the answers so far."""
+        return next(iter(self._connectors.values()), None)
+
     @functools.cached_property
     def description(self) -> Description | None:
         """What the named connector offers (None for the http connector); built once."""

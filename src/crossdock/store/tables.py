@@ -119,6 +119,7 @@ deliveries = Table(
     Index("ix_deliveries_lease", "state", "lease_expires_at"),
     Index("ix_deliveries_record", "workspace", "flow", "record_key", "version_key", "id"),
     Index(None, "workspace", "state", "updated_at"),
+    Index(None, "workspace", "flow", "state"),
 )
 
 # Walked in claim order (priority first, then due time) so that a claim reads only the
@@ -153,6 +154,7 @@ attempts = Table(
     Index(None, "correlation_id"),
     Index(None, "workspace", "started_at"),
     Index(None, "started_at"),
+    Index(None, "workspace", "connection", "started_at"),
 )
 
 exceptions = Table(

@@ -142,6 +142,16 @@ def upgrade() -> None:
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("secrets_rotated_at", sa.Float(), nullable=True))
 
+    # For the console: deliveries by flow and state, and a connection's latest calls.
+    op.create_index(
+        "ix_deliveries_workspace_flow_state", "deliveries", ["workspace", "flow", "state"]
+    )
+    op.create_index(
+        "ix_attempts_workspace_connection_started_at",
+        "attempts",
+        ["workspace", "connection", "started_at"],
+    )
+
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("case_id", sa.BigInteger(), nullable=True))
         batch_op.create_index(
@@ -157,6 +167,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_exceptions_case_id_state"))
         batch_op.drop_column("case_id")
 
+    op.drop_index("ix_attempts_workspace_connection_started_at", table_name="attempts")
+    op.drop_index("ix_deliveries_workspace_flow_state", table_name="deliveries")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_column("secrets_rotated_at")
 
