@@ -105,7 +105,6 @@ def test_operator_fixes_a_lookup_in_the_browser_and_the_order_reaches_the_wareho
     be = backend(console_hub)
     page = new_page()
     sign_in(page, "otto")
-    shot(page, "dashboard", be)
 
     console_hub.send("acme", order("B-1", ["ABC-2", "BROWSER-1"]))
     wait_for_text(page, "/console/w/acme/cases", "BROWSER-1")
@@ -138,7 +137,7 @@ def test_operator_fixes_a_lookup_in_the_browser_and_the_order_reaches_the_wareho
 
     page.goto("/console/w/acme/records?q=B-1")
     shot(page, "record", be)
-    for path, name in (("connections", "connections"), ("flows", "flows")):
+    for path, name in (("", "dashboard"), ("connections", "connections"), ("flows", "flows")):
         page.goto(f"/console/w/acme/{path}")
         shot(page, name, be)
 
