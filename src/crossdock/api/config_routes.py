@@ -313,12 +313,19 @@ def put_connection(
         )
 
     def write(conn: Connection) -> bool:
+        from crossdock.runtime.loader import rotated_at
+
         now = time.time()
         _ensure_workspace(conn, ws, now)
-        res = conn.execute(
-            delete(connections).where(connections.c.workspace == ws, connections.c.name == name)
+        where = (connections.c.workspace == ws, connections.c.name == name)
+        old = conn.execute(
+            select(connections.c.secrets, connections.c.secrets_rotated_at).where(*where)
+        ).first()
+        rotated = rotated_at(ctx.secret_box, old, secrets, now)  # type: ignore[arg-type]
+        res = conn.execute(delete(connections).where(*where))
+        conn.execute(
+            connections.insert().values(updated_at=now, secrets_rotated_at=rotated, **row)
         )
-        conn.execute(connections.insert().values(updated_at=now, **row))
         return not res.rowcount
 
     created = ctx.db.write_sync(write)

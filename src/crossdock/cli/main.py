@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crossdock.runtime.logs import LogFormat
+
 app = typer.Typer(
     help="Crossdock: an integration hub for commerce operations.",
     no_args_is_help=True,
@@ -34,6 +36,24 @@ app.add_typer(secrets_app, name="secrets")
 
 console = Console()
 err = Console(stderr=True)
+
+LogFormatOpt = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        help="Log lines as json (default) or human; else CROSSDOCK_LOG_FORMAT.",
+        case_sensitive=False,
+    ),
+]
+
+
+def _log_format(log_format: LogFormat | None) -> None:
+    """Re-configure logging when ``--log-format`` was given."""
+    if log_format is not None:
+        from crossdock.runtime.logs import configure
+
+        configure(log_format=log_format)
+
 
 ProjectOpt = Annotated[
     Path,
@@ -162,8 +182,10 @@ def serve(
         int | None,
         typer.Option(help="Also run the reference sink sandbox on this port (rehearsal)."),
     ] = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the hub: webhooks, REST API and worker in one process."""
+    _log_format(log_format)
 
     from crossdock.runtime.hub import Hub
 
@@ -207,8 +229,10 @@ def _safe_url(url: str) -> str:
 def worker_cmd(
     project: ProjectOpt = Path("."),
     max_inflight: Annotated[int, typer.Option(help="Deliveries in flight at once.")] = 256,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run a worker only (PostgreSQL: run several, on several machines)."""
+    _log_format(log_format)
     from crossdock.runtime.hub import Hub
 
     db, box, _proj = _open(project)
@@ -632,6 +656,9 @@ def _register_sandboxes() -> None:
 
 
 _register_sandboxes()
+from crossdock.cli.alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
 
 
 def _register_users() -> None:

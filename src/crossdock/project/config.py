@@ -12,11 +12,14 @@ secrets are ``SecretStr`` and never appear in ``repr``, errors or :meth:`public_
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import math
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -35,6 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from crossdock.flows.expressions import ExpressionProblem, compile_expression
+from crossdock.flows.spec import Duration
 from crossdock.ingest.signatures import SignatureConfig
 from crossdock.project.yamlsrc import (
     ConfigError,
@@ -55,10 +59,14 @@ else:
     FlowList = list[Any]
 
 __all__ = [
+    "AlertRule",
+    "AlertsConfig",
     "AuthConfig",
     "BasicAuth",
     "BearerAuth",
     "ConnectionConfig",
+    "CredentialsConfig",
+    "EmailChannel",
     "HeaderAuth",
     "InboundConfig",
     "LookupCall",
@@ -67,6 +75,8 @@ __all__ = [
     "OutboundConfig",
     "Project",
     "RateLimitConfig",
+    "SmtpConfig",
+    "WebhookChannel",
     "Workspace",
     "connection_config_from_dict",
     "display_path",
@@ -323,6 +333,18 @@ def _known_connector(value: str) -> str:
     return value
 
 
+class CredentialsConfig(_Model):
+    """When a connection's credentials expire and how often they should be rotated.
+
+    ``expires_on`` is the date the vendor stops accepting them (an API token's end date);
+    ``rotate_every`` is the rotation policy (``90d``), counted from the last time the
+    secret values changed (``connections.secrets_rotated_at``).
+    """
+
+    expires_on: date | None = None
+    rotate_every: Duration | None = Field(default=None, gt=0)
+
+
 class ConnectionConfig(_Model):
     """A connector configured with settings and credentials.
 
@@ -341,6 +363,7 @@ class ConnectionConfig(_Model):
     streams: dict[str, StreamOptions] = Field(default_factory=dict)
     rate_limit: RateLimitConfig | None = None
     concurrency: int = Field(default=16, ge=1)
+    credentials: CredentialsConfig | None = None
 
     _settings_model: Any = PrivateAttr(default=None)
 
@@ -379,12 +402,234 @@ class ConnectionConfig(_Model):
         return out
 
 
+# --- alerts --------------------------------------------------------------------------
+
+
+def _http_url_check(value: str, example: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise PydanticCustomError(
+            "url_format",
+            "{message}",
+            {"message": f"{value!r} is not an http(s) URL", "expected": f"e.g. {example}"},
+        )
+    return value
+
+
+def _webhook_secret(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    body = raw.removeprefix("whsec_").rstrip("=")
+    try:
+        ok = bool(body) and bool(base64.b64decode(body + "=" * (-len(body) % 4), validate=True))
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:  # never echo the value
+        raise PydanticCustomError(
+            "webhook_secret",
+            "{message}",
+            {
+                "message": "the webhook secret is not a Standard Webhooks secret",
+                "expected": "'whsec_' followed by base64, e.g. made by: crossdock alerts "
+                "new-secret",
+            },
+        )
+    return value
+
+
+class SmtpConfig(_Model):
+    """The SMTP server an e-mail channel sends through.
+
+    ``starttls`` upgrades a plain connection (port 587); ``ssl`` connects with TLS from
+    the start (port 465). ``username``/``password`` log in when given.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class WebhookChannel(_Model):
+    """Alerts POSTed as Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
+    ``webhook-signature``) to ``url``, signed with ``secret`` (``whsec_...``)."""
+
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret: Annotated[SecretStr, AfterValidator(_webhook_secret)]
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _http_url_check(value, "https://ops.example.com/hooks/crossdock")
+
+
+class EmailChannel(_Model):
+    """Alerts sent as plain-text e-mail over SMTP."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, hide_input_in_errors=True, populate_by_name=True
+    )
+
+    type: Literal["email"] = "email"
+    to: list[str] = Field(min_length=1)
+    sender: str = Field(alias="from", min_length=3)
+    smtp: SmtpConfig
+    subject_prefix: str = "[Crossdock]"
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for addr in value:
+            if "@" not in addr:
+                raise PydanticCustomError(
+                    "email_address",
+                    "{message}",
+                    {"message": f"{addr!r} is not an e-mail address", "expected": "name@domain"},
+                )
+        return value
+
+
+#: A notification channel, picked by its ``type``.
+AlertChannel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+AlertKind = Literal["error_rate", "backlog", "lag", "credential_expiry", "api_sunset"]
+
+#: What each kind of rule needs and may name.
+_RULE_NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "error_rate": ("above", ("connection",)),
+    "backlog": ("above", ("flow",)),
+    "lag": ("above", ("flow",)),
+    "credential_expiry": ("within", ("connection",)),
+    "api_sunset": ("within", ("connection",)),
+}
+
+
+def _rule_issue(loc: tuple[str | int, ...], message: str, expected: str | None) -> Any:
+    from pydantic_core import InitErrorDetails
+
+    return InitErrorDetails(
+        type=PydanticCustomError(
+            "alert_rule", "{message}", {"message": message, "expected": expected or ""}
+        ),
+        loc=loc,
+        input=None,
+    )
+
+
+class AlertRule(_Model):
+    """One alert rule: a condition checked every evaluation, per subject.
+
+    - ``error_rate``: share of failed calls to a connection in ``window`` is ``above``
+      (0.05 = 5 %), once there were at least ``min_calls`` calls;
+    - ``backlog``: deliveries waiting in a flow ``above`` a count;
+    - ``lag``: the oldest waiting delivery of a flow is older than ``above`` (a duration);
+    - ``credential_expiry``: a connection's credentials expire, or are due for rotation,
+      ``within`` a duration (``14d``);
+    - ``api_sunset``: a connector's vendor API version reaches its sunset ``within``.
+
+    Without ``connection``/``flow`` a rule applies to each one. While firing, the
+    notification is repeated every ``repeat`` (``0``: never).
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    when: AlertKind
+    connection: Id | None = None
+    flow: str | None = None
+    above: Duration | None = None
+    within: Duration | None = None
+    window: Duration = Field(default=600.0, gt=0)
+    min_calls: int = Field(default=20, ge=1)
+    repeat: Duration = 3600.0
+    notify: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> AlertRule:
+        need, may_name = _RULE_NEEDS[self.when]
+        errors = []
+        if getattr(self, need) is None:
+            errors.append(
+                _rule_issue(
+                    ("when",),
+                    f"a '{self.when}' rule needs '{need}'",
+                    "e.g. above: 0.05 (error_rate), 500 (backlog), 5m (lag)"
+                    if need == "above"
+                    else "a duration such as 14d",
+                )
+            )
+        other = "within" if need == "above" else "above"
+        if getattr(self, other) is not None:
+            errors.append(
+                _rule_issue((other,), f"'{other}' does not apply to a '{self.when}' rule", need)
+            )
+        for key in ("connection", "flow"):
+            if getattr(self, key) is not None and key not in may_name:
+                errors.append(
+                    _rule_issue(
+                        (key,),
+                        f"a '{self.when}' rule cannot be limited to a {key}",
+                        f"{may_name[0]}: NAME, or nothing (every {may_name[0]})",
+                    )
+                )
+        if self.when == "error_rate" and self.above is not None and self.above > 1:
+            errors.append(
+                _rule_issue(
+                    ("above",),
+                    f"an error rate is a share between 0 and 1, not {self.above:g}",
+                    "e.g. 0.05 for 5 %",
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data("AlertRule", errors)
+        return self
+
+
+class AlertsConfig(_Model):
+    """A workspace's alerting: evaluation interval, channels and rules."""
+
+    every_seconds: float = Field(default=30.0, gt=0)
+    console_url: str | None = None
+    channels: dict[Id, AlertChannel] = Field(default_factory=dict)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("console_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url_check(value, "https://hub.example.com")
+
+    def secret_values(self) -> list[str]:
+        """Every secret string of the channels (for redaction), non-empty ones only."""
+        return [v for _, v in _secrets_of(self, ()) if v]
+
+    def split_secrets(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(the configuration as data without secrets, the secrets by JSON pointer), so
+        the store can keep the secrets encrypted apart (see :meth:`from_stored`)."""
+        data: dict[str, Any] = _plain(self.model_dump(mode="python", by_alias=True))
+        secrets: dict[str, str] = {}
+        for path, value in _secrets_of(self, ()):
+            secrets[_pointer(path)] = value
+            parent: Any = data
+            for p in path[:-1]:
+                parent = parent.get(p) if isinstance(parent, dict) else None
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+        return data, secrets
+
+    @classmethod
+    def from_stored(cls, config: Mapping[str, Any], secrets: Mapping[str, str]) -> AlertsConfig:
+        """The inverse of :meth:`split_secrets` (raises ``ValidationError``)."""
+        return cls.model_validate(merge_secrets(config, secrets))
+
+
 class Workspace(_Model):
     """A tenant (one merchant) and its connections."""
 
     id: Id
     name: str
     connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+    alerts: AlertsConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -592,6 +837,49 @@ def _connection_problems(cfg: ConnectionConfig) -> list[Problem]:
     return out
 
 
+def _alerts_problems(raw_ws: Any) -> list[Problem]:
+    """A workspace's alert rules checked against its channels and connections (relative
+    to the workspace; reported even when other parts of the file have problems)."""
+    out: list[Problem] = []
+    alerts = raw_ws.get("alerts") if isinstance(raw_ws, dict) else None
+    if not isinstance(alerts, dict) or not isinstance(alerts.get("rules"), list):
+        return out
+    raw_channels = alerts.get("channels")
+    channels = [str(c) for c in raw_channels] if isinstance(raw_channels, dict) else []
+    raw_conns = raw_ws.get("connections")
+    conns = [str(c) for c in raw_conns] if isinstance(raw_conns, dict) else []
+    seen: set[str] = set()
+    for i, rule in enumerate(alerts["rules"]):
+        if not isinstance(rule, dict):
+            continue
+        loc: Loc = ("alerts", "rules", i)
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                out.append(((*loc, "name"), f"duplicate rule name '{name}'", "each name once"))
+            seen.add(name)
+        notify = rule.get("notify")
+        for j, channel in enumerate(notify if isinstance(notify, list) else []):
+            if isinstance(channel, str) and channel not in channels:
+                out.append(
+                    (
+                        (*loc, "notify", j),
+                        f"unknown channel '{channel}'" + did_you_mean(channel, channels),
+                        one_of(channels) + " (under alerts.channels)",
+                    )
+                )
+        target = rule.get("connection")
+        if isinstance(target, str) and target not in conns:
+            out.append(
+                (
+                    (*loc, "connection"),
+                    f"unknown connection '{target}'" + did_you_mean(target, conns),
+                    one_of(conns),
+                )
+            )
+    return out
+
+
 def connection_config_from_dict(data: Mapping[str, Any], name: str) -> ConnectionConfig:
     """Validate a connection's settings given as data (REST API, database).
 
@@ -687,6 +975,9 @@ def parse_project_text(
             prefix: Loc = ("workspaces", ws_id, "connections", cname)
             for loc, msg, exp in _connection_problems(cfg):
                 issues.append(smap.issue((*prefix, *loc), msg, exp, on_key=not loc))
+    for ws_id, raw_ws in _with_ids(data).get("workspaces", {}).items():
+        for loc, msg, exp in _alerts_problems(raw_ws):
+            issues.append(smap.issue(("workspaces", ws_id, *loc), msg, exp))
     if issues or model is None:
         raise ConfigError(issues)
     root = root.resolve()

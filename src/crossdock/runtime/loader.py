@@ -52,7 +52,7 @@ def _unwrap_secrets(obj: Any) -> Any:
     return obj
 
 
-def _rotated_at(box: SecretBox, old: Any, secrets: dict[str, str], now: float) -> float:
+def rotated_at(box: SecretBox, old: Any, secrets: dict[str, str], now: float) -> float:
     """When the connection's secret values last changed: kept while they are unchanged,
     ``now`` when they are new or different (or the old ones cannot be read)."""
     if old is None or old.secrets_rotated_at is None:
@@ -137,7 +137,7 @@ def apply_project(db: Database, project: Project, box: SecretBox) -> dict[str, i
         }
         for r in rows_conn:
             key = (str(r["workspace"]), str(r["name"]))
-            r["secrets_rotated_at"] = _rotated_at(box, previous.get(key), plain_secrets[key], now)
+            r["secrets_rotated_at"] = rotated_at(box, previous.get(key), plain_secrets[key], now)
         # Connections and flows that came from this project file are replaced wholesale.
         conn.execute(delete(connections).where(connections.c.source == str(project.file)))
         for r in rows_conn:
