@@ -235,6 +235,7 @@ cross_references = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("workspace", "source_connection", "source_key", "target_connection"),
     Index(None, "workspace", "target_connection", "target_id"),
+    Index(None, "workspace", "target_id"),
 )
 
 cursors = Table(

@@ -147,6 +147,9 @@ def upgrade() -> None:
         "ix_deliveries_workspace_flow_state", "deliveries", ["workspace", "flow", "state"]
     )
     op.create_index(
+        "ix_cross_references_workspace_target_id", "cross_references", ["workspace", "target_id"]
+    )
+    op.create_index(
         "ix_attempts_workspace_connection_started_at",
         "attempts",
         ["workspace", "connection", "started_at"],
@@ -169,6 +172,7 @@ def downgrade() -> None:
 
     op.drop_index("ix_attempts_workspace_connection_started_at", table_name="attempts")
     op.drop_index("ix_deliveries_workspace_flow_state", table_name="deliveries")
+    op.drop_index("ix_cross_references_workspace_target_id", table_name="cross_references")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_column("secrets_rotated_at")
 
