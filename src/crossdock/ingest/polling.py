@@ -36,6 +36,9 @@ from crossdock.connectors.http.outbound import auth_headers
 from crossdock.ingest.incoming import to_new_event
 from crossdock.pipeline.audit import exchange_rows
 from crossdock.pipeline.outcome import Outcome, classify_error, classify_response
+from crossdock.runtime import tracing
+from crossdock.runtime.logs import bound
+from crossdock.runtime.metrics import for_database
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.client import recording
 from crossdock.sdk.errors import VendorError
@@ -193,6 +196,26 @@ class Poller:
             return PollResult(skipped=True)
         cursor = str(state.get("cursor") or cfg.initial_cursor)
         correlation = uuid.uuid4().hex
+        try:
+            with bound(correlation_id=correlation, workspace=conn.workspace, connection=conn.name):
+                result = await self._poll_round(conn, cursor, correlation, time.time_ns())
+        except Exception:
+            self._count(conn, STREAM, error=True)
+            raise
+        self._count(conn, STREAM, error=result.error is not None)
+        return result
+
+    def _count(self, conn: ConnectionRuntime, stream: str, *, error: bool) -> None:
+        """Count one polling round that ran (``crossdock_polls_total``)."""
+        m = for_database(self.db)
+        if m is not None:
+            m.poll(conn.workspace, conn.name, stream, error)
+
+    async def _poll_round(
+        self, conn: ConnectionRuntime, cursor: str, correlation: str, start_ns: int
+    ) -> PollResult:
+        cfg = conn.config.poll
+        assert cfg is not None and conn.poll is not None
         auth = cfg.auth if cfg.auth is not None else getattr(conn.config.outbound, "auth", None)
         headers = {"Accept": "application/json", **cfg.headers, **auth_headers(auth)}
         url: str | None = cfg.url
@@ -269,6 +292,7 @@ class Poller:
             self.on_recorded()
         if error:
             log.warning("poll_error", connection=conn.limiter_key, error=error)
+        _span(conn, STREAM, correlation, start_ns, len(items), new, error)
         return PollResult(
             items=len(items),
             new_events=new,
@@ -292,9 +316,27 @@ class Poller:
         )
         if state is None:
             return PollResult(skipped=True)
+        correlation = uuid.uuid4().hex
+        try:
+            with bound(
+                correlation_id=correlation, workspace=ws, connection=name, stream=stream_name
+            ):
+                result = await self._stream_round(conn, stream_name, state, correlation)
+        except Exception:
+            self._count(conn, stream_name, error=True)
+            raise
+        self._count(conn, stream_name, error=result.error is not None)
+        return result
+
+    async def _stream_round(
+        self, conn: ConnectionRuntime, stream_name: str, state: Any, correlation: str
+    ) -> PollResult:
+        start_ns = time.time_ns()
+        stream = conn.connector().streams[stream_name]
+        key = f"stream:{stream_name}"
+        ws, name = conn.workspace, conn.name
         cursor = Cursor.from_state(state, stream.initial_cursor, stream.lag_seconds)
         before = cursor.to_state()
-        correlation = uuid.uuid4().hex
         incoming: list[IncomingEvent] = []
         error: str | None = None
         with recording() as rec:
@@ -336,6 +378,7 @@ class Poller:
             self.on_recorded()
         if error:
             log.warning("poll_error", connection=conn.limiter_key, stream=stream_name, error=error)
+        _span(conn, stream_name, correlation, start_ns, len(incoming), new, error)
         return PollResult(
             items=len(incoming),
             new_events=new,
@@ -386,3 +429,28 @@ class Poller:
             if position is not None and version_key(str(position)) > version_key(newest):
                 newest = str(position)
         return out, newest, problems
+
+
+def _span(
+    conn: ConnectionRuntime,
+    stream: str,
+    correlation: str,
+    start_ns: int,
+    items: int,
+    new: int,
+    error: str | None,
+) -> None:
+    """The ``poll`` span: the root of the trace its events' deliveries join."""
+    tracing.record_root(
+        "poll",
+        correlation,
+        start_ns,
+        {
+            "crossdock.workspace": conn.workspace,
+            "crossdock.connection": conn.name,
+            "crossdock.stream": stream,
+            "crossdock.items": items,
+            "crossdock.new_events": new,
+        },
+        error="poll failed" if error is not None else None,
+    )

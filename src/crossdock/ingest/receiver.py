@@ -15,10 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import structlog
 from starlette.types import Receive, Scope, Send
 
 from crossdock.ingest.incoming import to_new_event
 from crossdock.ingest.signatures import SignatureError, verify
+from crossdock.runtime import tracing
+from crossdock.runtime.logs import bound
+from crossdock.runtime.metrics import UNKNOWN, for_database
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.errors import SignatureRejected
 from crossdock.sdk.webhooks import WebhookHandler
@@ -29,6 +33,8 @@ from crossdock.store.events import NewEvent, content_key, record_events
 _DROP = ("authorization", "cookie", "proxy-authorization")
 
 
+log = structlog.get_logger("crossdock.receiver")
+
 _JSON = b"application/json"
 _PROBLEM = b"application/problem+json"
 
@@ -37,6 +43,17 @@ def _problem(status: int, title: str, detail: str) -> tuple[int, bytes, bytes]:
     """An RFC 9457 problem-details answer."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return status, orjson.dumps(body), _PROBLEM
+
+
+class _Note:
+    """What handling one webhook did, for the counters, the log line and the span."""
+
+    __slots__ = ("deliveries", "event_ids", "result")
+
+    def __init__(self) -> None:
+        self.result: str | None = None  # accepted | duplicate | rejected | ignored
+        self.event_ids: list[int | None] = []
+        self.deliveries = 0
 
 
 class WebhookReceiver:
@@ -84,6 +101,79 @@ class WebhookReceiver:
     ) -> tuple[int, bytes, bytes]:
         """Handle one webhook; return (status, body, content type). ``headers`` have
         lower-case names."""
+        start_ns, t0 = time.time_ns(), time.perf_counter()
+        # The client's id (e.g. a sender's retry of one delivery) else a new one; it is
+        # stored with the event and carried by every log line and span about it.
+        correlation = (headers.get("x-correlation-id") or "")[:64] or new_correlation_id()
+        note = _Note()
+        with bound(correlation_id=correlation, workspace=ws, connection=name):
+            status, body, ctype = await self._receive(ws, name, headers, receive, correlation, note)
+            self._observe(ws, name, correlation, note, status, start_ns, t0)
+        return status, body, ctype
+
+    def _observe(
+        self,
+        ws: str,
+        name: str,
+        correlation: str,
+        note: _Note,
+        status: int,
+        start_ns: int,
+        t0: float,
+    ) -> None:
+        """Counters, the histogram, a log line and the ``ingest`` span of one webhook."""
+        result = note.result
+        if result == "accepted":
+            self.received += 1
+        elif result == "duplicate":
+            self.duplicates += 1
+        elif result == "rejected":
+            self.rejected += 1
+        committed = result in ("accepted", "duplicate")
+        m = for_database(self.db)
+        if m is not None and result is not None:
+            reg = self.registry()
+            if reg.connection(ws, name) is not None:
+                labels = (ws, name)
+            else:  # only configured names become labels
+                labels = (ws if ws in reg.workspaces else UNKNOWN, UNKNOWN)
+            m.webhook(*labels, result, time.perf_counter() - t0 if committed else None)
+        if result == "rejected":
+            log.info("webhook_rejected", status=status)
+        else:
+            log.debug(
+                "webhook_received",
+                status=status,
+                result=result,
+                event_ids=note.event_ids,
+                deliveries=note.deliveries,
+            )
+        if tracing.tracer() is None:
+            return
+        tracing.record_root(
+            "ingest",
+            correlation,
+            start_ns,
+            {
+                "crossdock.workspace": ws,
+                "crossdock.connection": name,
+                "crossdock.result": result,
+                "crossdock.deliveries": note.deliveries,
+                "crossdock.event_id": note.event_ids[0] if len(note.event_ids) == 1 else None,
+                "http.status_code": status,
+            },
+            error=None if status < 400 else f"HTTP {status}",
+        )
+
+    async def _receive(
+        self,
+        ws: str,
+        name: str,
+        headers: dict[str, str],
+        receive: Receive,
+        correlation: str,
+        note: _Note,
+    ) -> tuple[int, bytes, bytes]:
         conn = self.registry().connection(ws, name)
         handler: WebhookHandler | None = None
         if conn is not None and not conn.is_http:
@@ -91,7 +181,7 @@ class WebhookReceiver:
         if conn is None or (
             handler is None and (conn.inbound is None or conn.config.inbound is None)
         ):
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(
                 404,
                 "Unknown webhook endpoint",
@@ -104,7 +194,7 @@ class WebhookReceiver:
             limit = conn.config.inbound.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(413, "Body too large", f"The body exceeds {limit} bytes.")
         chunks: list[bytes] = []
         size = 0
@@ -115,35 +205,36 @@ class WebhookReceiver:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                self.rejected += 1
+                note.result = "rejected"
                 return _problem(413, "Body too large", f"The body exceeds {limit} bytes.")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if handler is not None:
-            return await self._receive_connector(ws, conn, handler, headers, raw)
+            return await self._receive_connector(ws, conn, handler, headers, raw, correlation, note)
         assert conn.config.inbound is not None
         try:
             verify(conn.config.inbound.signature, headers, raw)
         except SignatureError as exc:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(401, "Signature rejected", exc.reason)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(400, "Body is not JSON", f"Expected a JSON body: {exc}.")
         try:
-            new = self._event(ws, conn, headers, body, raw)
+            new = self._event(ws, conn, headers, body, raw, correlation)
         except _Unreadable as exc:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(422, "Event fields missing", str(exc))
         rec = await self.db.write_batched(record_events, new)
+        note.event_ids = [rec.event_id]
         if rec.duplicate:
-            self.duplicates += 1
+            note.result = "duplicate"
             return 200, orjson.dumps({"event_id": rec.event_id, "duplicate": True}), _JSON
-        self.received += 1
+        note.result, note.deliveries = "accepted", rec.deliveries
         if self.on_recorded is not None and rec.deliveries:
             self.on_recorded()
         answer = {
@@ -161,21 +252,24 @@ class WebhookReceiver:
         handler: WebhookHandler,
         headers: dict[str, str],
         raw: bytes,
+        correlation: str,
+        note: _Note,
     ) -> tuple[int, bytes, bytes]:
         """A named connector's webhook: handshake, verify, parse, store, acknowledge."""
         reply = handler.handshake(headers, raw)
         if reply is not None:
+            note.result = "ignored"
             return reply.status, orjson.dumps(reply.body), _JSON
         try:
             await handler.prepare(headers, raw)
             handler.verify(headers, raw)
         except SignatureRejected as exc:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(401, "Signature rejected", exc.reason)
         try:
             incoming = handler.parse(headers, raw)
         except Exception as exc:
-            self.rejected += 1
+            note.result = "rejected"
             return _problem(
                 422,
                 "Webhook not understood",
@@ -184,10 +278,10 @@ class WebhookReceiver:
             )
         if not incoming:
             # A topic the hub does not use: acknowledged, nothing stored.
+            note.result = "ignored"
             return 200, orjson.dumps({"events": [], "ignored": True}), _JSON
         stored = conn.redactor.headers({k: v for k, v in headers.items() if k not in _DROP})
         headers_json = orjson.dumps(stored).decode()
-        correlation = headers.get("x-correlation-id") or new_correlation_id()
         now = time.time()
         reg = self.registry()
         news = [
@@ -204,11 +298,12 @@ class WebhookReceiver:
         ]
         recs = await asyncio.gather(*(self.db.write_batched(record_events, n) for n in news))
         fresh = [r for r in recs if not r.duplicate]
+        note.event_ids = [r.event_id for r in recs]
         if not fresh:
-            self.duplicates += 1
+            note.result = "duplicate"
             ids = [r.event_id for r in recs]
             return 200, orjson.dumps({"event_ids": ids, "duplicate": True}), _JSON
-        self.received += 1
+        note.result, note.deliveries = "accepted", sum(r.deliveries for r in fresh)
         if self.on_recorded is not None and any(r.deliveries for r in fresh):
             self.on_recorded()
         answer = {
@@ -220,7 +315,13 @@ class WebhookReceiver:
         return 202, orjson.dumps(answer), _JSON
 
     def _event(
-        self, ws: str, conn: ConnectionRuntime, headers: dict[str, str], body: Any, raw: bytes
+        self,
+        ws: str,
+        conn: ConnectionRuntime,
+        headers: dict[str, str],
+        body: Any,
+        raw: bytes,
+        correlation: str,
     ) -> NewEvent:
         assert conn.inbound is not None
         ctx = {"body": body, "headers": headers, "event": {}, "xref": None}
@@ -244,7 +345,7 @@ class WebhookReceiver:
             record_key=str(record_key),
             version=version,
             dedup_key=dedup,
-            correlation_id=headers.get("x-correlation-id") or new_correlation_id(),
+            correlation_id=correlation,
             headers_json=orjson.dumps(stored_headers).decode(),
             body_json=raw.decode("utf-8", "replace"),
             routes=self.registry().routes(ws, conn.name, str(event_type)),

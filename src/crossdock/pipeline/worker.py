@@ -33,6 +33,9 @@ from crossdock.pipeline.audit import exchange_rows
 from crossdock.pipeline.outcome import Classified, Outcome
 from crossdock.pipeline.ratelimit import RateLimiter
 from crossdock.pipeline.retry import Policy, decide
+from crossdock.runtime import tracing
+from crossdock.runtime.logs import bound
+from crossdock.runtime.metrics import for_database
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.actions import ActionContext, run_action
 from crossdock.sdk.client import recording
@@ -92,6 +95,7 @@ class Worker:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._wake = asyncio.Event()
         self._configured: set[str] = set()
+        self.last_tick = time.monotonic()  # the loop's last turn, for /readyz
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -125,6 +129,7 @@ class Worker:
         renewer = asyncio.create_task(self._renew_loop(stop))
         try:
             while not stop.is_set():
+                self.last_tick = time.monotonic()
                 got = await self.step()
                 if got == 0:
                     self._wake.clear()
@@ -150,7 +155,10 @@ class Worker:
         """Claim one batch (as much as there is room for) and start delivering it."""
         room = min(self.batch, self.max_inflight - len(self._inflight))
         if room <= 0:
-            await asyncio.wait(list(self._inflight.values()), return_when=asyncio.FIRST_COMPLETED)
+            # Bounded, so the loop keeps ticking while every slot waits on a slow vendor.
+            await asyncio.wait(
+                list(self._inflight.values()), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+            )
             return 1
         worker, lease = self.id, self.lease_seconds
         claimed = await self.db.write(lambda conn: claim(conn, worker, room, lease))
@@ -185,18 +193,57 @@ class Worker:
         return sem
 
     async def _deliver_safely(self, c: Claimed) -> None:
-        try:
-            s = await self.deliver(c)
-        except Exception as exc:  # a bug must not lose the delivery: make it visible
-            log.exception("delivery_crashed", delivery=c.id)
-            s = self._settlement(c, "exception", None, f"internal error: {type(exc).__name__}")
-            s.exception = (
-                "internal",
-                f"Crossdock failed while handling this delivery ({type(exc).__name__}).",
-                "Report this with the delivery id; you can retry it once fixed.",
+        # Every log line about this delivery carries its correlation id.
+        with bound(
+            correlation_id=c.correlation_id, workspace=c.workspace, flow=c.flow, delivery=c.id
+        ):
+            attrs = {
+                "crossdock.workspace": c.workspace,
+                "crossdock.flow": c.flow,
+                "crossdock.delivery_id": c.id,
+                "crossdock.event_id": c.event_id,
+            }
+            with tracing.delivery_span(c.correlation_id, attrs) as span:
+                try:
+                    s = await self.deliver(c)
+                except Exception as exc:  # a bug must not lose the delivery: make it visible
+                    log.exception("delivery_crashed")
+                    s = self._settlement(
+                        c, "exception", None, f"internal error: {type(exc).__name__}"
+                    )
+                    s.exception = (
+                        "internal",
+                        f"Crossdock failed while handling this delivery ({type(exc).__name__}).",
+                        "Report this with the delivery id; you can retry it once fixed.",
+                    )
+                await self.db.write_batched(settle, s)
+                tracing.end_delivery(
+                    span,
+                    state=s.state,
+                    outcome=s.outcome,
+                    attempts=s.attempts,
+                    calls=s.attempt_rows,
+                    category=s.exception[0] if s.exception is not None else None,
+                )
+            self._count(s)
+            self._observe(c, s)
+
+    def _observe(self, c: Claimed, s: Settlement) -> None:
+        """Metrics and log lines for one settled attempt (ids and categories only)."""
+        m = for_database(self.db)
+        if m is not None:
+            m.settled(c, s)
+        log.debug(
+            "delivery_settled",
+            state=s.state,
+            outcome=s.outcome,
+            attempts=s.attempts,
+            calls=len(s.attempt_rows),
+        )
+        if s.exception is not None:
+            log.warning(
+                "exception_opened", category=s.exception[0], outcome=s.outcome, attempts=s.attempts
             )
-        await self.db.write_batched(settle, s)
-        self._count(s)
 
     def _count(self, s: Settlement) -> None:
         if s.state == "succeeded":

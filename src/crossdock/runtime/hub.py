@@ -59,6 +59,7 @@ class Hub:
         self._stamp: tuple[Any, ...] | None = None
         self.worker: Worker | None = None
         self.poller: Any = None
+        self.alerts: Any = None
         self.receiver = WebhookReceiver(db, self.registry, on_recorded=self.wake)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,6 +114,11 @@ class Hub:
             asyncio.create_task(self._watch_config()),
             asyncio.create_task(self._retention()),
         ]
+        # Alert rules: in every process; on PostgreSQL an advisory lock lets one evaluate.
+        from crossdock.alerts import AlertEvaluator
+
+        self.alerts = AlertEvaluator(self.db, self.registry, self.box)
+        self._tasks.append(asyncio.create_task(self.alerts.run(self._stop)))
         if self.run_worker:
             from crossdock.ingest.polling import Poller
 
@@ -127,7 +133,7 @@ class Hub:
         finally:
             self._stop.set()
             for t in self._tasks[:2]:
-                t.cancel()  # the watchers; the worker and poller stop on their own
+                t.cancel()  # the watchers; the alerts, worker and poller stop on their own
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self.worker is not None:
                 await self.worker.close()
@@ -149,6 +155,7 @@ class Hub:
                 secret_box=self.box,
                 on_change=self.reload,
                 wake=self.wake,
+                limiter=lambda: self.worker.limiter if self.worker is not None else None,
             )
         )
         from crossdock.console.app import create_console
@@ -176,14 +183,14 @@ class Hub:
         return app
 
     async def _healthz(self, _request: Request) -> Response:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
     async def _readyz(self, _request: Request) -> Response:
-        try:
-            await self.db.read(lambda conn: conn.execute(select(1)).scalar())
-        except Exception:
-            return JSONResponse({"status": "database unavailable"}, 503)
-        return JSONResponse({"status": "ready", "registry": self._registry is not None})
+        """Readiness: database answers, schema at head, worker loop ticking (else 503)."""
+        from crossdock.runtime.metrics import readyz_response
+
+        return await readyz_response(self)
 
 
 async def _to_console(_request: Request) -> Response:
