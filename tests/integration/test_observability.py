@@ -755,3 +755,49 @@ def test_readyz_of_a_hub_without_a_worker_does_not_check_one(tmp_path: Path, sin
     with running_hub(f"sqlite:///{tmp_path / 'n.db'}", root, run_worker=False) as h:
         ready = httpx.get(f"{h.url}/readyz")
     assert ready.status_code == 200 and "worker" not in ready.json()["checks"]
+
+
+def test_spans_are_exported_over_otlp_http_to_the_collector_named_by_the_environment(
+    tmp_path: Path, sink: Any
+) -> None:
+    """A real ``crossdock serve`` with OTEL_EXPORTER_OTLP_ENDPOINT sends its spans, as
+    OTLP protobuf, to a collector stand-in on loopback: one trace per correlation id."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[bytes] = []
+
+    async def collect(request: Request) -> JSONResponse:
+        assert request.headers["content-type"] == "application/x-protobuf"
+        received.append(await request.body())
+        return JSONResponse({})
+
+    collector = Starlette(routes=[Route("/v1/traces", collect, methods=["POST"])])
+    database_url = f"sqlite:///{tmp_path / 'otlp.db'}"
+    root = write_project(tmp_path / "p", sink.url)
+    reader = Database(database_url)
+    with serving(collector) as col:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": col.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        with serve_process(root, database_url, tmp_path, env=env) as (url, _stderr):
+            r = post(url, "acme", order("ORD-OTLP"))
+            assert r.status_code == 202
+            wait_settled(reader, 2)
+            deadline = time.monotonic() + 15
+            names: set[str] = set()
+            traces: set[bytes] = set()
+            while (
+                time.monotonic() < deadline and not {"ingest", "delivery", "vendor call"} <= names
+            ):
+                time.sleep(0.2)
+                for raw in list(received):
+                    req = ExportTraceServiceRequest.FromString(raw)
+                    for rs in req.resource_spans:
+                        for ss in rs.scope_spans:
+                            for span in ss.spans:
+                                names.add(span.name)
+                                traces.add(span.trace_id)
+    reader.close()
+    assert {"ingest", "delivery", "vendor call"} <= names
+    trace_id, _ = tracing.trace_ids(r.json()["correlation_id"])
+    assert trace_id.to_bytes(16, "big") in traces
