@@ -801,3 +801,53 @@ def test_spans_are_exported_over_otlp_http_to_the_collector_named_by_the_environ
     assert {"ingest", "delivery", "vendor call"} <= names
     trace_id, _ = tracing.trace_ids(r.json()["correlation_id"])
     assert trace_id.to_bytes(16, "big") in traces
+
+
+def test_a_worker_process_serves_its_own_metrics_and_health(
+    tmp_path: Path, sink: Any, pg_server: Any
+) -> None:
+    """On PostgreSQL with a separate ``crossdock worker``, the worker's counters are
+    scraped from the worker itself (``--metrics-port``)."""
+    from tests.conftest import _pg_url
+
+    database_url = _pg_url(pg_server)
+    root = write_project(tmp_path / "p", sink.url)
+    reader = Database(database_url)
+    mport = free_port()
+    keys = {"CROSSDOCK_SECRET_KEYS": generate_key()}
+    with serve_process(root, database_url, tmp_path, "--no-worker", env=keys) as (url, _err):
+        env = {**os.environ, "CROSSDOCK_DATABASE_URL": database_url, **keys}
+        log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+        worker = subprocess.Popen(
+            crossdock("worker", "--project", str(root), "--metrics-port", str(mport)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            assert post(url, "acme", order("ORD-W1")).status_code == 202
+            wait_settled(reader, 2, timeout=40)
+            body = ""
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and "crossdock_deliveries_total{" not in body:
+                with contextlib.suppress(httpx.TransportError):
+                    body = httpx.get(f"http://127.0.0.1:{mport}/metrics", timeout=5).text
+                time.sleep(0.2)
+            families = {f.name: f for f in text_string_to_metric_families(body)}
+            settled = [
+                s
+                for s in families["crossdock_deliveries"].samples
+                if s.name == "crossdock_deliveries_total" and s.labels["state"] == "succeeded"
+            ]
+            assert sum(s.value for s in settled) == 2
+            ready = httpx.get(f"http://127.0.0.1:{mport}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+        finally:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            log.close()
+    reader.close()

@@ -213,10 +213,32 @@ def serve(
                 if warning:
                     console.print(f"[yellow]{ws.id}/{c.name}: {warning}[/yellow]")
         console.print(f"Workspace {ws.id}: {len(ws.flows)} flow(s)")
-    console.print(f"API: http://{host}:{port}/api/v1/docs   Database: {_safe_url(db.url)}")
+    console.print(
+        f"Console: http://{host}:{port}/console/   API: http://{host}:{port}/api/v1/docs   "
+        f"Database: {_safe_url(db.url)}"
+    )
     from crossdock.cli.sandbox import run_server
 
     run_server(hub.asgi(), host, port, timeout_graceful_shutdown=10)
+
+
+def _metrics_server(hub: Any, host: str, port: int) -> Any:
+    """A small HTTP server for a worker process: /metrics, /healthz, /readyz."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from crossdock.runtime.metrics import metrics_endpoint
+
+    app = Starlette(
+        routes=[
+            Route("/metrics", metrics_endpoint(hub)),
+            Route("/healthz", hub._healthz),
+            Route("/readyz", hub._readyz),
+        ]
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    return uvicorn.Server(config)
 
 
 def _safe_url(url: str) -> str:
@@ -229,6 +251,11 @@ def _safe_url(url: str) -> str:
 def worker_cmd(
     project: ProjectOpt = Path("."),
     max_inflight: Annotated[int, typer.Option(help="Deliveries in flight at once.")] = 256,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's /metrics, /healthz and /readyz on this port."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
     log_format: LogFormatOpt = None,
 ) -> None:
     """Run a worker only (PostgreSQL: run several, on several machines)."""
@@ -245,8 +272,17 @@ def worker_cmd(
 
     async def main() -> None:
         async with hub.lifespan():
+            server = None
+            if metrics_port is not None:
+                server = _metrics_server(hub, metrics_host, metrics_port)
+                asyncio.get_running_loop().create_task(server.serve())
+                console.print(f"Metrics: http://{metrics_host}:{metrics_port}/metrics")
             console.print(f"Worker {hub.worker.id if hub.worker else ''} running. Ctrl-C stops.")
-            await asyncio.Event().wait()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                if server is not None:
+                    server.should_exit = True
 
     try:
         import uvloop
