@@ -247,3 +247,22 @@ def test_records_need_a_signed_in_user(seeded: Seeded) -> None:
     r = seeded.hub.client().get(_record_url("acme", "shop", "R1001"))
     assert r.status_code == 303
     assert r.headers["location"].startswith("/console/login?next=")
+
+
+def test_a_later_version_held_back_behind_an_exception_says_so_and_links_the_case(
+    console_hub: ConsoleHub,
+) -> None:
+    console_hub.send("acme", order("HELD-1", ["HELDSKU-1"], version=1))
+    client = console_hub.client("vera")
+    console_hub.wait(
+        lambda: "HELDSKU-1" in client.get("/console/w/acme/cases").text, what="the case"
+    )
+    console_hub.send("acme", order("HELD-1", ["HELDSKU-1", "ABC-1"], version=2), "order.updated")
+    url = "/console/w/acme/records/shop/HELD-1"
+
+    def held() -> str | None:
+        text = client.get(url).text
+        return text if "held back behind" in text else None
+
+    page = console_hub.wait(held, what="the held-back version on the record page")
+    assert "/console/w/acme/cases/" in page

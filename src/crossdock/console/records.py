@@ -546,6 +546,7 @@ def load_journey(
     }
     xref_of = {(x.source_connection, x.source_key, x.target_connection): x for x in refs}
     latest: dict[tuple[str, str], tuple[DeliveryView, EventView]] = {}
+    stuck: dict[tuple[str, str], DeliveryView] = {}
     for d in drows:
         ev = evs[d.event_id]
         dv = DeliveryView(
@@ -568,17 +569,29 @@ def load_journey(
             dv.target = dv.attempt_rows[-1].connection
         ev.deliveries.append(dv)
         latest[(d.flow, d.record_key)] = (dv, ev)
+        if dv.state == "exception":
+            stuck[(d.flow, d.record_key)] = dv
 
     summary: list[dict[str, Any]] = []
     overall = "received"
-    for dv, ev in latest.values():
+    for key, (dv, ev) in latest.items():
         ref = xref_of.get((ev.connection, ev.record_key, dv.target or ""))
+        text = _say(dv, ref.target_id if ref is not None else None)
+        case = (dv.exception or {}).get("case")
+        blocker = stuck.get(key)
+        if dv.state == "pending" and blocker is not None and blocker.id != dv.id:
+            # Per-record order: later versions wait until the earlier one is settled.
+            text = (
+                "held back behind an earlier version waiting for a person (per-record "
+                "order): it goes as soon as that one is fixed"
+            )
+            case = (blocker.exception or {}).get("case")
         summary.append(
             {
                 "flow": dv.flow,
                 "state": dv.state,
-                "text": _say(dv, ref.target_id if ref is not None else None),
-                "case": (dv.exception or {}).get("case"),
+                "text": text,
+                "case": case,
                 "delivery_id": dv.id,
             }
         )
