@@ -173,6 +173,18 @@ async def test_404_is_permanent_not_found() -> None:
     assert err.value.classified.category == "not_found"
 
 
+async def test_a_lookup_404_with_missing_ok_is_an_answer_not_an_error() -> None:
+    """A lookup before a create finds nothing: audited as a success (it does not count
+    against the connection's error rate or health) and returned with its status."""
+    async with _http() as http:
+        with recording() as rec:
+            resp = await _client(http).get("/nothing-here", missing_ok=True)
+        assert resp.status == 404
+        assert [x.outcome for x in rec.exchanges] == ["success"]
+        with pytest.raises(VendorError):  # any other failure still raises
+            await _client(http).get("/status/500", missing_ok=True)
+
+
 def _raising(exc_type: type[httpx.HTTPError]) -> httpx.AsyncClient:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc_type("simulated", request=request)  # type: ignore[call-arg]

@@ -210,8 +210,13 @@ class VendorClient:
         cost: float = 1.0,
         classify: Classify | None = None,
         raise_for_outcome: bool = True,
+        missing_ok: bool = False,
     ) -> VendorResponse:
-        """Make one call; raise :class:`VendorError` unless it succeeded."""
+        """Make one call; raise :class:`VendorError` unless it succeeded.
+
+        ``missing_ok``: a 404 is an answer, not a failure (a lookup of something that may
+        not exist yet): it is audited as a success and returned with status 404, so the
+        connection's error rate and health are not hurt by lookups before a create."""
         endpoint = endpoint or path.split("?")[0]
         await self.rate.before(endpoint, cost)
         hdrs = {"Accept": "application/json", **self.headers, **(headers or {})}
@@ -243,7 +248,10 @@ class VendorClient:
                 except orjson.JSONDecodeError:
                     body = None
             self.rate.after(endpoint, response, body)
-            cl = (classify or self.classify)(response, body, self.connection)
+            if missing_ok and response.status_code == 404:
+                cl = Classified(Outcome.SUCCESS, "ok", "not there", "")
+            else:
+                cl = (classify or self.classify)(response, body, self.connection)
         except httpx.HTTPStatusError as exc:
             # An auth flow's token request failed (TokenRequestFailed), or a hook raised
             # for a status: classify by that answer.

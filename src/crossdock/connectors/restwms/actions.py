@@ -79,14 +79,11 @@ async def find(
         params = _params(lookup.params, values, where)
     except MappingFailure as failure:
         raise _refuse_mapping(failure, f"'{where}'") from None
-    try:
-        resp = await connector.api.request(
-            lookup.method, path, params=params or None, endpoint=lookup.path.source
-        )
-    except VendorError as err:
-        if err.status == 404:
-            return None
-        raise
+    resp = await connector.api.request(
+        lookup.method, path, params=params or None, endpoint=lookup.path.source, missing_ok=True
+    )
+    if resp.status == 404:
+        return None
     rctx = {**values, "response": resp.body}
     try:
         items: Any = (

@@ -122,10 +122,17 @@ class WmsApi:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         endpoint: str | None = None,
+        missing_ok: bool = False,
     ) -> VendorResponse:
         """One call (see :meth:`VendorClient.request`)."""
         return await self.client.request(
-            method, path, json=json, params=params, headers=headers, endpoint=endpoint
+            method,
+            path,
+            json=json,
+            params=params,
+            headers=headers,
+            endpoint=endpoint,
+            missing_ok=missing_ok,
         )
 
     async def read(

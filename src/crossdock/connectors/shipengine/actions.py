@@ -119,15 +119,13 @@ class CreateLabel(Action):
         )
 
     async def _find(self, ext_id: str) -> dict[str, Any] | None:
-        try:
-            resp = await self.connector.client.get(
-                f"/v1/labels/external_shipment_id/{quote(ext_id, safe='')}",
-                endpoint="/v1/labels/external_shipment_id",
-            )
-        except VendorError as err:
-            if err.status == 404:
-                return None
-            raise
+        resp = await self.connector.client.get(
+            f"/v1/labels/external_shipment_id/{quote(ext_id, safe='')}",
+            endpoint="/v1/labels/external_shipment_id",
+            missing_ok=True,
+        )
+        if resp.status == 404:
+            return None
         return resp.body if isinstance(resp.body, dict) and resp.body.get("label_id") else None
 
     async def perform(self, ctx: ActionContext) -> ActionResult:
@@ -186,14 +184,12 @@ class VoidLabel(Action):
             label_id = str(record["id"])
         client = self.connector.client
         if label_id:
-            try:
-                resp = await client.get(
-                    f"/v1/labels/{quote(label_id, safe='')}", endpoint="/v1/labels/{id}"
-                )
-            except VendorError as err:
-                if err.status != 404:
-                    raise
-            else:
+            resp = await client.get(
+                f"/v1/labels/{quote(label_id, safe='')}",
+                endpoint="/v1/labels/{id}",
+                missing_ok=True,
+            )
+            if resp.status != 404:
                 return dict(resp.body)
         number = record.get("tracking_number")
         if number:
