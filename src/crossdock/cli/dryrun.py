@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Connection, select
 
 from crossdock.flows import Flow
-from crossdock.flows.context import event_context
+from crossdock.flows.context import event_context, stored_event_context
 from crossdock.flows.dryrun import dry_run
 from crossdock.store.database import Database
 from crossdock.store.tables import cross_references, event_bodies, events
@@ -94,18 +94,7 @@ def run_dry_run(
         if row is None:
             which = f"event {event_id}" if event_id is not None else "recent matching event"
             raise LookupError(f"no {which} for flow '{name}': pass --event ID or --body FILE")
-        ctx = event_context(
-            body=orjson.loads(row.body),
-            headers=orjson.loads(row.headers),
-            event_id=row.id,
-            workspace=row.workspace,
-            connection=row.connection,
-            event_type=row.type,
-            record_key=row.record_key,
-            version=row.version,
-            received_at=row.received_at,
-            xref=xref,
-        )
+        ctx = stored_event_context(row, xref)
         source = f"event {row.id} ({row.type}, record {row.record_key})"
     result = dry_run(flow, ctx)
     out = {

@@ -16,7 +16,6 @@ import time
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import orjson
 import structlog
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
@@ -31,7 +30,7 @@ from crossdock.api.config_routes import (
 )
 from crossdock.console.web import Administering, Page, Viewing, not_found
 from crossdock.flows import Flow
-from crossdock.flows.context import event_context
+from crossdock.flows.context import stored_event_context
 from crossdock.flows.dryrun import dry_run
 from crossdock.store.tables import (
     cross_references,
@@ -221,18 +220,7 @@ def _dry_run(page: Page, conn: Connection, flow: Flow, event_id: int) -> dict[st
             cross_references.c.target_connection == flow.action.connection,
         )
     ).scalar()
-    ctx = event_context(
-        body=orjson.loads(row.body),
-        headers=orjson.loads(row.headers) if row.headers else {},
-        event_id=row.id,
-        workspace=ws,
-        connection=row.connection,
-        event_type=row.type,
-        record_key=row.record_key,
-        version=row.version,
-        received_at=row.received_at,
-        xref=xref,
-    )
+    ctx = stored_event_context(row, xref)
     out["xref"] = xref
     try:
         result = dry_run(flow, ctx)

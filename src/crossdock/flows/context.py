@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 
 def event_context(
     *,
@@ -33,3 +35,20 @@ def event_context(
         },
         "xref": xref,
     }
+
+
+def stored_event_context(row: Any, xref: str | None) -> dict[str, Any]:
+    """:func:`event_context` of an event read from the database: a row of ``events``
+    joined with ``event_bodies`` (``body`` and ``headers`` as stored JSON text)."""
+    return event_context(
+        body=orjson.loads(row.body),
+        headers=orjson.loads(row.headers) if row.headers else {},
+        event_id=row.id,
+        workspace=row.workspace,
+        connection=row.connection,
+        event_type=row.type,
+        record_key=row.record_key,
+        version=row.version,
+        received_at=row.received_at,
+        xref=xref,
+    )
