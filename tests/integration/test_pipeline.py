@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crossdock.api.keys import create_api_key
 from crossdock.emulators.serving import serving
@@ -29,7 +29,7 @@ from crossdock.store.tables import attempts, cross_references, events
 SECRET = "pipeline-secret-42"
 
 
-def write_project(root: Path, sink_url: str) -> Path:
+def write_project(root: Path, sink_url: str, token: str = "sink-token-123") -> Path:
     (root / "flows").mkdir(parents=True)
     (root / "crossdock.yaml").write_text(
         f"""
@@ -49,7 +49,7 @@ workspaces:
         connector: http
         outbound:
           base_url: {sink_url}
-          auth: {{type: bearer, token: sink-token-123}}
+          auth: {{type: bearer, token: {token}}}
           timeout_seconds: 2
           operations:
             create_order:
@@ -96,8 +96,10 @@ action: {connection: sink, operation: create_note}
 
 
 class Running:
-    def __init__(self, url: str, db: Database, sink: SinkState, key: str) -> None:
-        self.url, self.db, self.sink, self.key = url, db, sink, key
+    def __init__(
+        self, url: str, db: Database, sink: SinkState, key: str, root: Path | None = None
+    ) -> None:
+        self.url, self.db, self.sink, self.key, self.root = url, db, sink, key, root or Path()
 
     def post(self, body: Any, event_type: str = "order.created", **headers: str) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -240,3 +242,60 @@ def test_duplicate_webhook_is_answered_200_and_stored_once(hub: Running) -> None
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json()["duplicate"] is True
     assert again.json()["event_id"] == first.json()["event_id"]
+
+
+@pytest.fixture
+def hub_with_stale_token(database_url: str, tmp_path: Path) -> Iterator[Running]:
+    """The hub whose sink connection still has the token the sink no longer accepts."""
+    state = SinkState()
+    with running_sink(state=state, token="sink-token-123") as sink:
+        db = Database(database_url)
+        upgrade(db)
+        db.start()
+        box = SecretBox([generate_key()])
+        project = write_project(tmp_path / "p", sink.url, token="revoked-token-0")
+        apply_project(db, load_project(project, {}), box)
+        key = create_api_key(db, "acme", "test", "admin")
+        app = Hub(db, box, root=tmp_path / "p").asgi()
+        with serving(app, lifespan="on") as srv:
+            yield Running(srv.url, db, state, key, project)
+
+
+def test_refused_credentials_stop_writes_to_that_system_until_its_settings_change(
+    hub_with_stale_token: Running,
+) -> None:
+    hub = hub_with_stale_token
+
+    def calls() -> int:
+        return int(
+            hub.db.read_sync(
+                lambda c: c.execute(select(func.count()).select_from(attempts)).scalar_one()
+            )
+        )
+
+    hub.post(order("2001"))
+    hub.settle()
+    first = calls()
+    assert first >= 1  # the refusal itself is in the audit trail
+    for i in range(20):
+        hub.post(order(f"2002-{i}"))
+    totals = hub.settle()
+    assert totals["exceptions"] == 21
+    assert calls() == first  # not one more call with credentials the sink refused
+    cases = hub.api("GET", "/cases").json()["items"]
+    assert len(cases) == 1 and cases[0]["waiting"] == 21
+    assert cases[0]["title"] == "'sink' rejected the credentials: writes to sink are stopped"
+    assert "not sent" in cases[0]["fix"]
+    # New credentials (a settings change) lift the stop; retrying the case delivers all.
+    import yaml
+
+    project = yaml.safe_load((hub.root / "crossdock.yaml").read_text())
+    settings = project["workspaces"]["acme"]["connections"]["sink"]
+    settings["outbound"]["auth"] = {"type": "bearer", "token": "sink-token-123"}
+    r = hub.api("PUT", "/connections/sink", json=settings)
+    assert r.status_code == 200, r.text
+    r = hub.api("POST", f"/cases/{cases[0]['id']}/retry")
+    assert r.status_code == 200 and r.json()["retried"] == 21
+    totals = hub.settle()
+    assert totals["exceptions"] == 0 and totals["succeeded"] >= 21
+    assert hub.api("GET", f"/cases/{cases[0]['id']}").json()["state"] == "closed"

@@ -59,6 +59,33 @@ class WorkerStats:
     latencies_ms: list[float] = field(default_factory=list)
 
 
+AUTH_PAUSE = 60.0
+"""After a connection refused our credentials (401/403), writes to it stop for this long,
+or until its settings change: each waiting delivery becomes an exception in the same case
+without a call, instead of hammering the vendor with credentials it refused (vendors lock
+such clients out). Then one delivery tries again."""
+
+
+def refused_settlement(
+    settlement: Callable[[Claimed, str, str | None, str | None], Settlement],
+    c: Claimed,
+    connection: str,
+    refused: tuple[float, Classified],
+) -> Settlement:
+    """The exception of a delivery not sent because its connection refused our
+    credentials moments ago (no attempt is made or counted)."""
+    until, cl = refused
+    s = settlement(c, "exception", Outcome.PERMANENT.value, cl.reason)
+    when = time.strftime("%H:%M:%S UTC", time.gmtime(until))
+    s.exception = (
+        cl.category,
+        cl.reason,
+        f"{cl.fix} Writes to '{connection}' are stopped until its settings change or "
+        f"{when}; this delivery was not sent.",
+    )
+    return s
+
+
 def new_worker_id() -> str:
     """A worker id that names the host and process, for leases and logs."""
     return f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -96,6 +123,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._configured: set[str] = set()
         self.last_tick = time.monotonic()  # the loop's last turn, for /readyz
+        # Connections that refused our credentials: (until, registry then, why).
+        self._refused: dict[str, tuple[float, Registry, Classified]] = {}
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -334,6 +363,9 @@ class Worker:
                 s.exception = (mf.category, mf.reason, mf.fix)
                 return s
             payload, path_params = rendered.body, dict(rendered.path_params)
+        refused = self._credentials_refused(target)
+        if refused is not None:
+            return refused_settlement(self._settlement, c, target.name, refused)
         if not target.is_http:
             record = body if payload is None else payload
             return await self._deliver_connector(c, flow, target, record, xref)
@@ -372,6 +404,18 @@ class Worker:
             last.external_id,
             last.response_json,
         )
+
+    def _credentials_refused(self, target: ConnectionRuntime) -> tuple[float, Classified] | None:
+        """When the connection refused our credentials in the last :data:`AUTH_PAUSE`
+        seconds and the configuration has not changed since: (until, the refusal)."""
+        hit = self._refused.get(target.limiter_key)
+        if hit is None:
+            return None
+        until, registry, cl = hit
+        if time.time() >= until or registry is not self.registry:
+            del self._refused[target.limiter_key]  # try again: time is up, or new settings
+            return None
+        return until, cl
 
     def _limiter_key(self, target: ConnectionRuntime) -> str:
         limiter_key = target.limiter_key
@@ -476,6 +520,8 @@ class Worker:
         if cl.outcome is Outcome.RATE_LIMITED:
             self.limiter.pause(target.limiter_key, cl.retry_after or 1.0)
         if cl.outcome is Outcome.PERMANENT:
+            if cl.category == "auth":
+                self._refused[target.limiter_key] = (now + AUTH_PAUSE, self.registry, cl)
             s = self._settlement(c, "exception", cl.outcome.value, cl.reason)
             s.attempts, s.throttled, s.attempt_rows = attempts, throttled, rows
             s.exception = (cl.category, cl.reason, cl.fix)
