@@ -323,6 +323,7 @@ def affected_records(conn: Connection, case_id: int) -> tuple[list[dict[str, Any
             events.c.connection,
             events.c.type,
             events.c.correlation_id,
+            events.c.id.label("event_id"),
         )
         .select_from(
             exceptions.join(deliveries, deliveries.c.id == exceptions.c.delivery_id).join(
