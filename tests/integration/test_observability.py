@@ -851,3 +851,19 @@ def test_a_worker_process_serves_its_own_metrics_and_health(
                 worker.kill()
             log.close()
     reader.close()
+
+
+def test_metrics_need_the_token_when_one_is_set(
+    database_url: str, tmp_path: Path, sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CROSSDOCK_METRICS_TOKEN", "scrape-token-1")
+    root = write_project(tmp_path / "p", sink.url)
+    with running_hub(database_url, root) as h:
+        anonymous = httpx.get(h.url + "/metrics", timeout=10)
+        wrong = httpx.get(h.url + "/metrics", headers={"Authorization": "Bearer no"}, timeout=10)
+        right = httpx.get(
+            h.url + "/metrics", headers={"Authorization": "Bearer scrape-token-1"}, timeout=10
+        )
+    assert anonymous.status_code == wrong.status_code == 401
+    assert "scrape-token-1" not in anonymous.text
+    assert right.status_code == 200 and "crossdock_queue_depth" in right.text

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
+import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -289,8 +291,19 @@ class _QueueCollector:
 def metrics_endpoint(hub: Hub) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint serving ``hub``'s metrics in the Prometheus text format."""
     m = install(hub)
+    token = os.environ.get("CROSSDOCK_METRICS_TOKEN", "")
 
-    async def endpoint(_request: Request) -> Response:
+    async def endpoint(request: Request) -> Response:
+        if token:  # Prometheus: authorization: {credentials: ...} in the scrape config
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return Response(
+                    "metrics need 'Authorization: Bearer <CROSSDOCK_METRICS_TOKEN>'\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                    media_type="text/plain",
+                )
         data = await asyncio.to_thread(m.render)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
