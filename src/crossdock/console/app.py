@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from crossdock.api.context import ApiContext
-from crossdock.console import cases, connections, dashboard, flows, records
+from crossdock.console import cases, connections, dashboard, flows, install, records
 from crossdock.console.users import check_password, create_session, end_session
 from crossdock.console.web import (
     HERE,
@@ -37,7 +37,7 @@ from crossdock.console.web import (
     templates,
 )
 
-PAGES = (dashboard, cases, records, connections, flows)
+PAGES = (dashboard, cases, records, connections, flows, install)
 
 
 def create_console(ctx: ApiContext, *, secure_cookies: bool = False) -> FastAPI:
@@ -53,6 +53,7 @@ def create_console(ctx: ApiContext, *, secure_cookies: bool = False) -> FastAPI:
     app.add_api_route("/logout", logout, methods=["POST"])
     for module in PAGES:
         app.include_router(module.router, prefix="/w/{ws}")
+    app.include_router(install.callback_router)
     return app
 
 

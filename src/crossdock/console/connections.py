@@ -29,6 +29,7 @@ from crossdock.api.config_routes import MASK, shown_settings
 from crossdock.api.context import ApiContext
 from crossdock.console.web import Viewing
 from crossdock.runtime.registry import ConnectionRuntime
+from crossdock.store.granted import granted_info
 from crossdock.store.tables import attempts, connections, events, rate_buckets
 
 log = structlog.get_logger("crossdock.console")
@@ -76,6 +77,8 @@ class ConnectionView:
     credentials: dict[str, Any] = field(default_factory=dict)
     has_credentials_policy: bool = False
     settings_text: str = ""
+    granted: dict[str, Any] | None = None
+    installable: bool = False
     roles: list[str] = field(default_factory=list)
 
 
@@ -310,6 +313,7 @@ def _read(conn: Connection, ws: str, now: float) -> dict[str, Any]:
             q = select(rate_buckets).where(rate_buckets.c.key.in_(keys))
             buckets = {b.key: b for b in conn.execute(q)}
     return {
+        "granted": granted_info(conn, ws),
         "rows": rows,
         "recent": recent,
         "last_success": last_success,
@@ -317,6 +321,18 @@ def _read(conn: Connection, ws: str, now: float) -> dict[str, Any]:
         "last_event": last_event,
         "buckets": buckets,
     }
+
+
+def _installable(rt: ConnectionRuntime | None) -> bool:
+    """Whether the store can be connected by installing the app from here (Shopify with
+    the app's client id and secret)."""
+    if rt is None or rt.config.connector != "shopify":
+        return False
+    try:
+        settings = rt.config.connector_settings()
+    except Exception:
+        return False
+    return bool(settings.client_id and settings.client_secret is not None)
 
 
 def build_views(ctx: ApiContext, ws: str, data: dict[str, Any], now: float) -> list[ConnectionView]:
@@ -361,6 +377,8 @@ def build_views(ctx: ApiContext, ws: str, data: dict[str, Any], now: float) -> l
         v.credentials = credential_status(
             rt.config if rt is not None else None, r.secrets_rotated_at, now
         )
+        v.granted = data["granted"].get(r.name)
+        v.installable = _installable(rt)
         shown = shown_settings(ctx, r.settings, r.secrets)
         v.settings_text = _scrub_text(
             json.dumps(shown, indent=2, sort_keys=True, default=str), secrets

@@ -26,12 +26,14 @@ from crossdock.project.config import (
 from crossdock.runtime.registry import ConnectionRuntime, Registry, WorkspaceRuntime
 from crossdock.security.crypto import SecretBox
 from crossdock.store.database import Database
+from crossdock.store.granted import granted
 from crossdock.store.overrides import lookup_values
 from crossdock.store.tables import (
     alert_configs,
     alert_states,
     connections,
     flows,
+    granted_credentials,
     lookup_overrides,
     workspaces,
 )
@@ -170,7 +172,7 @@ def apply_project(db: Database, project: Project, box: SecretBox) -> dict[str, i
 def config_stamp(conn: Connection) -> tuple[Any, ...]:
     """A cheap fingerprint of the configuration tables, to notice changes."""
     out: list[Any] = []
-    for t in (workspaces, connections, flows, lookup_overrides):
+    for t in (workspaces, connections, flows, lookup_overrides, granted_credentials):
         col = t.c.created_at if t is workspaces else t.c.updated_at
         out.extend(conn.execute(select(func.count(), func.max(col)).select_from(t)).one())
     return tuple(out)
@@ -179,15 +181,18 @@ def config_stamp(conn: Connection) -> tuple[Any, ...]:
 def load_registry(db: Database, box: SecretBox, root: Path | None = None) -> Registry:
     """Build the registry from the database, compiling every expression once."""
 
-    def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any], dict[Any, Any]]:
+    def read(
+        conn: Connection,
+    ) -> tuple[list[Any], list[Any], list[Any], dict[Any, Any], dict[Any, Any]]:
         return (
             list(conn.execute(select(workspaces))),
             list(conn.execute(select(connections))),
             list(conn.execute(select(flows).where(flows.c.enabled.is_(True)))),
             lookup_values(conn),
+            granted(conn, box),
         )
 
-    ws_rows, conn_rows, flow_rows, overrides = db.read_sync(read)
+    ws_rows, conn_rows, flow_rows, overrides, grants = db.read_sync(read)
     result: dict[str, WorkspaceRuntime] = {
         r.id: WorkspaceRuntime(id=r.id, name=r.name) for r in ws_rows
     }
@@ -195,7 +200,8 @@ def load_registry(db: Database, box: SecretBox, root: Path | None = None) -> Reg
     for r in conn_rows:
         if r.workspace not in result:
             continue
-        data = merge_secrets(orjson.loads(r.settings), box.decrypt_json(r.secrets))
+        secrets = {**box.decrypt_json(r.secrets), **grants.get((r.workspace, r.name), {})}
+        data = merge_secrets(orjson.loads(r.settings), secrets)
         cfg = connection_config_from_dict(data, r.name)
         configs[r.workspace][r.name] = cfg
         result[r.workspace].connections[r.name] = ConnectionRuntime.build(r.workspace, cfg)

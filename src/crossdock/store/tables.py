@@ -211,6 +211,17 @@ case_notes = Table(
     Index(None, "case_id", "created_at"),
 )
 
+granted_credentials = Table(
+    "granted_credentials",
+    metadata,
+    Column("workspace", String(63), primary_key=True),
+    Column("connection", String(63), primary_key=True),
+    Column("secrets", Text, nullable=False),  # encrypted JSON, laid over the settings' secrets
+    Column("scope", Text, nullable=True),  # what the vendor granted, as it said
+    Column("granted_by", String(200), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 lookup_overrides = Table(
     "lookup_overrides",
     metadata,

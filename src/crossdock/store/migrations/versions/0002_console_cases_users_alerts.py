@@ -104,6 +104,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_console_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "granted_credentials",
+        sa.Column("workspace", sa.String(length=63), nullable=False),
+        sa.Column("connection", sa.String(length=63), nullable=False),
+        sa.Column("secrets", sa.Text(), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=True),
+        sa.Column("granted_by", sa.String(length=200), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("workspace", "connection", name=op.f("pk_granted_credentials")),
+    )
+    op.create_table(
         "lookup_overrides",
         sa.Column("workspace", sa.String(length=63), nullable=False),
         sa.Column("flow", sa.String(length=200), nullable=False),
@@ -179,6 +189,7 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("memberships")
     op.drop_table("lookup_overrides")
+    op.drop_table("granted_credentials")
     with op.batch_alter_table("console_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_console_sessions_user_id"))
 
