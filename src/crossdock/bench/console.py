@@ -630,6 +630,7 @@ def pages(s: Seeded) -> list[tuple[str, str]]:
     return [
         ("dashboard 1h", f"{w}/?window=1h"),
         ("dashboard 24h", f"{w}/?window=24h"),
+        ("dashboard 7d", f"{w}/?window=7d"),
         ("cases list", f"{w}/cases"),
         ("case page", f"{w}/cases/{s.case_id}"),
         ("records: search by order number", f"{w}/records?q={quote(s.order_number, safe='')}"),
