@@ -28,7 +28,6 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from crossdock.connectors.shopify.oauth import authorize_url, exchange_code, verify_callback
 from crossdock.console.web import (
     Administering,
     ConsoleError,
@@ -91,6 +90,8 @@ def _shopify_settings(request: Request, ws: str, name: str) -> Any:
 @router.post("/connections/{name}/install")
 async def start_install(page: Administering, name: str) -> Response:
     """Send the admin's browser to the store's page that approves the app's scopes."""
+    from crossdock.connectors.shopify.oauth import authorize_url
+
     settings = _shopify_settings(page.request, page.workspace, name)
     state = secrets.token_urlsafe(24)
     url = authorize_url(
@@ -126,6 +127,10 @@ def _back(ws: str, notice: str = "", problem: str = "") -> RedirectResponse:
 @callback_router.get("/oauth/shopify/callback")
 async def shopify_callback(request: Request) -> Response:
     """Check the store's answer, trade its code for a token, keep the token."""
+    # Imported here: the Shopify connector (and its GraphQL schema tooling) is loaded
+    # only by hubs that use it.
+    from crossdock.connectors.shopify.oauth import exchange_code, verify_callback
+
     user = await session_user(request)
     if user is None:
         raise SignInRequired()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 from crossdock.ingest.incoming import to_new_event
 from crossdock.ingest.signatures import SignatureError, verify
 from crossdock.runtime import tracing
-from crossdock.runtime.logs import bound
 from crossdock.runtime.metrics import UNKNOWN, for_database
 from crossdock.runtime.registry import ConnectionRuntime, Registry
 from crossdock.sdk.errors import SignatureRejected
@@ -106,9 +106,10 @@ class WebhookReceiver:
         # stored with the event and carried by every log line and span about it.
         correlation = (headers.get("x-correlation-id") or "")[:64] or new_correlation_id()
         note = _Note()
-        with bound(correlation_id=correlation, workspace=ws, connection=name):
-            status, body, ctype = await self._receive(ws, name, headers, receive, correlation, note)
-            self._observe(ws, name, correlation, note, status, start_ns, t0)
+        # Nothing below logs but _observe, which names the fields itself: binding them to
+        # the logging context for every webhook cost a tenth of the ingest rate.
+        status, body, ctype = await self._receive(ws, name, headers, receive, correlation, note)
+        self._observe(ws, name, correlation, note, status, start_ns, t0)
         return status, body, ctype
 
     def _observe(
@@ -139,10 +140,19 @@ class WebhookReceiver:
                 labels = (ws if ws in reg.workspaces else UNKNOWN, UNKNOWN)
             m.webhook(*labels, result, time.perf_counter() - t0 if committed else None)
         if result == "rejected":
-            log.info("webhook_rejected", status=status)
-        else:
+            log.info(
+                "webhook_rejected",
+                status=status,
+                correlation_id=correlation,
+                workspace=ws,
+                connection=name,
+            )
+        elif log.is_enabled_for(logging.DEBUG):
             log.debug(
                 "webhook_received",
+                correlation_id=correlation,
+                workspace=ws,
+                connection=name,
                 status=status,
                 result=result,
                 event_ids=note.event_ids,
