@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from crossdock.api.auth import context, operator, viewer
 from crossdock.api.context import ApiContext
@@ -23,6 +23,7 @@ from crossdock.api.problems import Problem
 from crossdock.store.cases import (
     add_note,
     affected_records,
+    assign,
     case_rows,
     close_all,
     load_case,
@@ -30,7 +31,7 @@ from crossdock.store.cases import (
     waiting_deliveries,
 )
 from crossdock.store.overrides import set_lookup_value
-from crossdock.store.tables import case_notes, cases
+from crossdock.store.tables import case_notes
 
 router = APIRouter()
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -229,32 +230,18 @@ async def assign_case(
     ws: str, case_id: Id, body: Assign, ctx: Ctx, principal: Operator
 ) -> dict[str, Any]:
     """Give the case to a person (a console user of the workspace) or to nobody."""
-    from crossdock.store.tables import memberships, users
-
     who = (body.assignee or "").strip().lower() or None
 
     def act(conn: Connection, now: float) -> bool:
-        if who is not None:
-            member = conn.execute(
-                select(users.c.id)
-                .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
-                .where(users.c.username == who, memberships.c.workspace == ws)
-            ).first()
-            if member is None:
-                return False
-        conn.execute(
-            update(cases).where(cases.c.id == case_id).values(assignee=who, updated_at=now)
-        )
-        add_note(
-            conn, ws, case_id, principal.name, f"Assigned to {who}." if who else "Unassigned.", now
-        )
-        return True
+        return assign(conn, ws, case_id, who, principal.name, now)
 
     if not await _act(ctx, ws, case_id, act):
         raise Problem(
             422,
-            f"'{who}' is not a user of workspace '{ws}'.",
-            issues=[{"location": "body", "field": "assignee", "message": "unknown user"}],
+            f"'{who}' is not an operator or admin of workspace '{ws}'.",
+            issues=[
+                {"location": "body", "field": "assignee", "message": "not an operator or admin"}
+            ],
         )
     return await _read_case(ctx, ws, case_id)
 

@@ -23,6 +23,8 @@ from crossdock.store.cases import (
     WAITING,
     add_note,
     affected_records,
+    assign,
+    case_assignees,
     case_noun,
     case_rows,
     close_all,
@@ -39,8 +41,6 @@ from crossdock.store.tables import (
     event_bodies,
     events,
     exceptions,
-    memberships,
-    users,
 )
 
 router = APIRouter()
@@ -66,22 +66,6 @@ async def cases_page(page: Viewing, state: CaseState = "open") -> HTMLResponse:
 
     data = await page.ctx.db.read(read)
     return page.render("cases.html", title="Cases", state=state, **data)
-
-
-def _people(conn: Connection, ws: str) -> list[dict[str, str]]:
-    return [
-        {"username": r.username, "name": r.display_name, "role": r.role}
-        for r in conn.execute(
-            select(users.c.username, users.c.display_name, memberships.c.role)
-            .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
-            .where(
-                memberships.c.workspace == ws,
-                memberships.c.role.in_(("operator", "admin")),
-                users.c.disabled_at.is_(None),
-            )
-            .order_by(users.c.display_name)
-        )
-    ]
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
@@ -112,7 +96,7 @@ async def case_page(page: Viewing, case_id: int) -> HTMLResponse:
             "waiting": waiting,
             "noun": case_noun(affected[0]["type"] if affected else None, waiting),
             "notes": notes,
-            "people": _people(conn, ws),
+            "people": case_assignees(conn, ws),
         }
 
     data = await page.ctx.db.read(read)
@@ -244,23 +228,11 @@ async def assign_case(
     assignee: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """Give the case to a person of the workspace (or to nobody)."""
-    who = assignee.strip().lower()
+    who = assignee.strip().lower() or None
+    by = page.user.username
 
     def act(conn: Connection, row: Any, now: float) -> str:
-        if who and who not in {p["username"] for p in _people(conn, page.workspace)}:
-            return "unknown"
-        conn.execute(
-            update(cases).where(cases.c.id == case_id).values(assignee=who or None, updated_at=now)
-        )
-        add_note(
-            conn,
-            page.workspace,
-            case_id,
-            page.user.username,
-            f"Assigned to {who}." if who else "Unassigned.",
-            now,
-        )
-        return "ok"
+        return "ok" if assign(conn, page.workspace, case_id, who, by, now) else "unknown"
 
     result = await _case_action(page, case_id, act)
     if result == "unknown":

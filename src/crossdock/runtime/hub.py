@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -31,7 +31,7 @@ from crossdock.runtime.loader import config_stamp, load_registry
 from crossdock.runtime.registry import Registry
 from crossdock.security.crypto import SecretBox
 from crossdock.store.database import Database
-from crossdock.store.tables import attempts, deliveries
+from crossdock.store.tables import attempts
 
 log = structlog.get_logger("crossdock.hub")
 
@@ -195,16 +195,6 @@ class Hub:
 
 async def _to_console(_request: Request) -> Response:
     return RedirectResponse("/console/", status_code=307)
-
-
-def backlog(conn: Connection) -> dict[str, float]:
-    """Deliveries waiting and the age of the oldest one (seconds)."""
-    row = conn.execute(
-        select(func.count(), func.min(deliveries.c.created_at)).where(
-            deliveries.c.state.in_(("pending", "in_progress"))
-        )
-    ).one()
-    return {"backlog": float(row[0]), "lag_seconds": (time.time() - row[1]) if row[1] else 0.0}
 
 
 def purge_attempts(conn: Connection, before: float) -> int:

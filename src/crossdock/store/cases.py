@@ -30,7 +30,9 @@ __all__ = [
     "Cause",
     "add_note",
     "affected_records",
+    "assign",
     "attach_exception",
+    "case_assignees",
     "case_noun",
     "case_rows",
     "cause_of",
@@ -375,3 +377,32 @@ def close_all(conn: Connection, case_id: int, now: float, detail: str) -> int:
     )
     close_settled_cases(conn, now, case_ids=[case_id])
     return len(ids)
+
+
+def case_assignees(conn: Connection, ws: str) -> list[dict[str, str]]:
+    """Who a case of ``ws`` can be given to: enabled operators and admins of it."""
+    from crossdock.store.tables import memberships, users
+
+    return [
+        {"username": r.username, "name": r.display_name, "role": r.role}
+        for r in conn.execute(
+            select(users.c.username, users.c.display_name, memberships.c.role)
+            .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
+            .where(
+                memberships.c.workspace == ws,
+                memberships.c.role.in_(("operator", "admin")),
+                users.c.disabled_at.is_(None),
+            )
+            .order_by(users.c.display_name)
+        )
+    ]
+
+
+def assign(conn: Connection, ws: str, case_id: int, who: str | None, by: str, now: float) -> bool:
+    """Give a case to ``who`` (None: nobody) with a note; False if ``who`` may not take it
+    (not an enabled operator or admin of the workspace)."""
+    if who and who not in {p["username"] for p in case_assignees(conn, ws)}:
+        return False
+    conn.execute(update(cases).where(cases.c.id == case_id).values(assignee=who, updated_at=now))
+    add_note(conn, ws, case_id, by, f"Assigned to {who}." if who else "Unassigned.", now)
+    return True
